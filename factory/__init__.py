@@ -1,0 +1,1 @@
+"""factory: prompts from templates and word lists, LLM generations, clean datasets."""

@@ -1,0 +1,1 @@
+"""reports: self-contained HTML reports of datasets and evaluations."""

@@ -1,0 +1,1 @@
+"""trainer: tokenizers and small GPT models from factory datasets."""

@@ -5,13 +5,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from factory.errors import KahaniError, run_cli
 from factory.estimate import estimate_run, format_estimate
+from factory.generate import api_key_from, prompt_set_for, resolve, run_generate, status_text
 from factory.languages import LANGUAGES, get_language
 from factory.paths import PRICES_FILE, TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import load_prices
 from factory.prompts import PromptSet, parse_overrides
+from factory.runconfig import RunFile, load_config, read_run_file
+from factory.store import RunStore
 from factory.templates import PromptTemplate, template_path
 
 app = typer.Typer(
@@ -82,35 +86,148 @@ def prompts(
 
 @app.command()
 def generate(
-    lang: Lang,
-    n: Count = 100,
-    start: Start = 0,
-    seed: Seed = 0,
-    model: Annotated[
-        str, typer.Option(help="Model name, as the provider knows it.")
-    ] = "gpt-4o-mini",
-    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per answer.")] = 1024,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help=f"One of: {', '.join(LANGUAGES)}.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="How many prompts (default 100).")] = None,
+    start: Annotated[int | None, typer.Option(help="Index of the first prompt.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the prompt order.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name (default <lang>-<model>-seed<seed>).")
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="openai, openai-batch, g4f or local (default: openai when a "
+            "key or --base-url is given, else local)."
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name, as the provider knows it.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="API key (default: $OPENAI_API_KEY); never written to disk.")
+    ] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Cap on tokens per answer (default 1024).")
+    ] = None,
+    gen_seed: Annotated[
+        int | None, typer.Option(help="Sampling seed sent to the provider.")
+    ] = None,
+    json_mode: Annotated[
+        bool | None, typer.Option("--json-mode/--no-json-mode", help="Ask for a JSON object.")
+    ] = None,
+    rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Requests in flight at most (default 32).")
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="Attempts per prompt before it fails (default 6).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per request (default 120).")
+    ] = None,
+    batch_poll_seconds: Annotated[
+        float | None, typer.Option(help="Batch API: seconds between status checks (default 30).")
+    ] = None,
     template: TemplateOpt = None,
     vocab_dir: VocabOpt = None,
     var: VarOpt = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Run file (TOML or YAML) with any of these settings."),
+    ] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count requests, tokens and cost.")
     ] = False,
 ) -> None:
-    """Generate answers for n unique prompts.
+    """Send n unique prompts to an LLM and keep every answer in runs/<name>/.
+
+    Runs are resumable: the same command again (or --resume runs/<name>) continues where
+    the last one stopped, and an answer already paid for is never requested again.
 
     Example: factory generate --lang hindi --n 1000 --model gpt-4o-mini --dry-run
     """
-    prompt_set = _prompt_set(lang, template, vocab_dir, seed, var)
-    prompt_set.check_count(n, start)
-    if max_tokens < 1:
-        raise KahaniError(f"--max-tokens must be at least 1, got {max_tokens}")
+    if dry_run and provider is None and model is None:
+        provider, model = "openai", "gpt-4o-mini"  # a dry run estimates API spend
+    flags = run_flags(
+        lang=lang,
+        n=n,
+        start=start,
+        seed=seed,
+        name=name,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        gen_seed=gen_seed,
+        json_mode=json_mode,
+        rpm=rpm,
+        tpm=tpm,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        batch_poll_seconds=batch_poll_seconds,
+        template=template,
+        vocab_dir=vocab_dir,
+        var=parse_overrides(var) if var else None,
+    )
+    key = api_key_from(api_key)
+    run_file = read_run_file(config) if config else None
+    run_config, run_dir = resolve(flags, run_file, resume, runs_dir, key)
     price_table = load_prices(prices)
-    if not dry_run:
-        raise KahaniError("sending requests is not built yet; run with --dry-run for an estimate")
-    est = estimate_run(prompt_set, n, start, model, max_tokens, price_table)
-    print(format_estimate(est, prompt_set, model, max_tokens, price_table))
+    if dry_run:
+        prompt_set = prompt_set_for(run_config)
+        prompt_set.check_count(run_config.n, run_config.start)
+        est = estimate_run(
+            prompt_set,
+            run_config.n,
+            run_config.start,
+            run_config.model,
+            run_config.max_tokens,
+            price_table,
+        )
+        print(
+            format_estimate(est, prompt_set, run_config.model, run_config.max_tokens, price_table)
+        )
+        return
+    raise typer.Exit(run_generate(run_config, run_dir, key, price_table))
+
+
+@app.command()
+def status(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run folder, e.g. runs/hindi-gpt-4o-mini-seed0.")
+    ],
+    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+) -> None:
+    """Print a run's done/failed/pending prompts, tokens and cost."""
+    run_config = load_config(run_dir)
+    store = RunStore(run_dir / "store.sqlite")
+    try:
+        print(status_text(run_dir, store, run_config, load_prices(prices)))
+    finally:
+        store.close()
+
+
+def run_flags(**values: object) -> RunFile:
+    """The flags a user typed, checked like a run file (a bad --provider is one line)."""
+    try:
+        return RunFile.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        problem = err.errors()[0]
+        flag = "--" + str(problem["loc"][0]).replace("_", "-")
+        raise KahaniError(f"{flag}: {problem['msg']}") from None
 
 
 def main() -> None:

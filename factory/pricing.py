@@ -7,7 +7,7 @@ from pathlib import Path
 import bpe_openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from factory.errors import KahaniError
+from factory.errors import KahaniError, first_problem
 from factory.prompts import Message
 
 # Chat requests cost a few tokens beyond their text: each message is wrapped in role
@@ -53,9 +53,7 @@ def load_prices(path: Path) -> PriceTable:
     except tomllib.TOMLDecodeError as err:
         raise KahaniError(f"price table {path} is not valid TOML: {err}") from None
     except ValidationError as err:
-        problem = err.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise KahaniError(f"price table {path}: {where}: {problem['msg']}") from None
+        raise KahaniError(f"price table {path}: {first_problem(err)}") from None
 
 
 @cache

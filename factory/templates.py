@@ -14,7 +14,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from factory.errors import KahaniError
+from factory.errors import KahaniError, first_problem
 
 _HEADER_START, _HEADER_END = "{#---", "---#}"
 
@@ -90,9 +90,7 @@ def _parse_header(path: Path, source: str) -> TemplateHeader:
         line = getattr(getattr(err, "problem_mark", None), "line", 0) + 1
         raise KahaniError(f"{path}:{line}: header is not valid YAML") from None
     except ValidationError as err:
-        problem = err.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise KahaniError(f"{path}: header field {where!r}: {problem['msg']}") from None
+        raise KahaniError(f"{path}: header field {first_problem(err)}") from None
 
 
 def template_path(templates_dir: Path, kind: str, language: str) -> Path:

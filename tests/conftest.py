@@ -9,9 +9,11 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    program: str, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / program), *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [str(BIN / program), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )
 
 
@@ -24,6 +26,21 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Every test (and every command it starts) works in its own folder, never the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
-def cli():
-    return run_cli
+def llm_server():
+    """The local OpenAI-compatible server (tests/openai_server.py), fresh per test."""
+    from openai_server import FakeOpenAI, ServerConfig
+
+    server = FakeOpenAI(ServerConfig(api_key=TEST_KEY)).start()
+    yield server
+    server.stop()
+
+
+# A key that looks real, so a test can search the run folder for it.
+TEST_KEY = "sk-kahani-test-0123456789abcdefSECRET"

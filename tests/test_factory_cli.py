@@ -141,11 +141,6 @@ def test_unwritable_output_path(tmp_path):
     assert_one_line_error(result, "cannot write", "prompts.jsonl")
 
 
-def test_generate_without_dry_run_refuses_until_the_engine_exists():
-    result = run_cli("factory", "generate", "--lang", "hindi", "--n", "5")
-    assert_one_line_error(result, "--dry-run")
-
-
 def test_every_cli_has_help():
     for program in ("factory", "judge", "trainer"):
         result = run_cli(program, "--help")

@@ -1,0 +1,103 @@
+"""Supervised fine-tuning on conversations: learn to answer, not to ask.
+
+A conversation becomes `<bos><|user|>...<|end|><|assistant|>...<|end|>...`, the same text
+as the exported tokenizer's chat template. Labels are -100 (no loss) everywhere except the
+assistant's words and the `<|end|>` that closes each reply, so the model learns when to stop.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from factory.errors import KahaniError
+from trainer.batches import Conversations
+from trainer.data import column, read_rows
+from trainer.export import copy_tokenizer, export, load_hf
+from trainer.tokenizer import END, ROLES, TextTokenizer
+from trainer.train import RunSpec, TrainConfig, distributed, fit, open_run, saved_spec
+
+
+def encode_conversation(
+    tok: TextTokenizer, messages: list[dict[str, str]], max_len: int
+) -> tuple[list[int], list[int]]:
+    """Ids and labels of one conversation, cut to `max_len` tokens."""
+    end = tok.special_id(END)
+    ids, labels = [tok.bos_id], [-100]
+    contents = tok.encode_batch([m["content"] for m in messages])
+    for message, content in zip(messages, contents, strict=True):
+        role = message["role"]
+        if role not in ROLES:
+            raise KahaniError(f"unknown role {role!r} in messages; use system, user or assistant")
+        ids += [tok.special_id(ROLES[role]), *content, end]
+        learn = role == "assistant"
+        labels += [-100, *(content if learn else [-100] * len(content)), end if learn else -100]
+    return ids[:max_len], labels[:max_len]
+
+
+def conversations(
+    rows: list[dict[str, Any]], tok: TextTokenizer, max_len: int, path: Path
+) -> Conversations:
+    """Tokenized conversations that still hold an assistant token after truncation."""
+    examples = [encode_conversation(tok, m, max_len) for m in column(rows, "messages", path)]
+    kept = [(ids, labels) for ids, labels in examples if any(t != -100 for t in labels[1:])]
+    if rows and not kept:
+        raise KahaniError(
+            f"no conversation in {path} has an assistant reply; SFT learns from replies"
+        )
+    return Conversations(kept, tok.pad_id)
+
+
+def sft(
+    init: Path,
+    data: Path,
+    run_dir: Path,
+    train_opts: dict[str, Any],
+    resume: bool = False,
+    stop_at: int | None = None,
+    val_fraction: float = 0.05,
+) -> bool:
+    """Fine-tune the exported model of run `init` on the `messages` of `data`."""
+    model, tok = load_hf(init)
+    prior = saved_spec(run_dir) if resume else None
+    defaults = TrainConfig(lr=3e-4, warmup_steps=20, steps=500, batch_size=8).model_dump()
+    train_cfg = TrainConfig.model_validate(
+        {**(prior.train.model_dump() if prior else defaults), **train_opts}
+    )
+    if train_cfg.freeze_layers > model.cfg.n_layer:
+        raise KahaniError(
+            f"--freeze-layers {train_cfg.freeze_layers} exceeds the model's "
+            f"{model.cfg.n_layer} layers"
+        )
+    spec = RunSpec(
+        kind="sft",
+        data=str(data),
+        init=str(init),
+        preset="from-init",
+        model=model.cfg,
+        train=train_cfg,
+    )
+    rows = read_rows(data, val_fraction)
+    block = model.cfg.block_size + 1  # inputs and targets are the sequence shifted by one
+    train_ex = conversations(rows["train"], tok, block, data)
+    val_ex = conversations(rows["validation"], tok, block, data) if rows["validation"] else None
+    tok_dir = init / "hf" if (init / "hf").is_dir() else init
+    with distributed() as d:
+        ckpt = open_run(run_dir, spec, resume, d)
+        if d.main:
+            copy_tokenizer(tok_dir, run_dir / "tokenizer")
+        done = fit(
+            run_dir,
+            spec,
+            model,
+            train_ex,
+            val_ex,
+            torch.from_numpy(tok.token_bytes()),
+            ckpt,
+            d,
+            stop_at,
+        )
+        if done and d.main:
+            export(model, run_dir / "tokenizer", run_dir / "hf")
+            print(f"exported {run_dir / 'hf'}", flush=True)
+    return done

@@ -68,7 +68,9 @@ class BatchRunner:
         poll_seconds: float,
         max_attempts: int,
         on_update: Callable[[Tally], None] = lambda tally: None,
+        on_answer: Callable[[Tally, str, Answer], None] = lambda tally, prompt_id, answer: None,
     ) -> None:
+        self.on_answer = on_answer
         self.on_update = on_update
         self.client = client
         self.store = store
@@ -182,6 +184,7 @@ class BatchRunner:
             if key is None:
                 continue  # not a prompt of this run
             self.store.save_answer(pid, key, answer)
+            self.on_answer(tally, pid, answer)
             saved.add(pid)
             tally.done += 1
             tally.prompt_tokens += answer.prompt_tokens

@@ -7,16 +7,28 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from factory.clean import Cleaner, clean_store, ensure_schema, require_kept
 from factory.errors import KahaniError, run_cli
 from factory.estimate import estimate_run, format_estimate
-from factory.generate import api_key_from, prompt_set_for, resolve, run_generate, status_text
+from factory.export import SplitFractions, export_run, push
+from factory.generate import (
+    Cleaning,
+    api_key_from,
+    prompt_set_for,
+    resolve,
+    run_generate,
+    status_text,
+)
+from factory.importer import import_file
 from factory.languages import LANGUAGES, get_language
 from factory.paths import PRICES_FILE, TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import load_prices
 from factory.prompts import PromptSet, parse_overrides
 from factory.runconfig import RunFile, load_config, read_run_file
+from factory.stats import compute_stats, format_stats
 from factory.store import RunStore
 from factory.templates import PromptTemplate, template_path
+from factory.validate import Limits
 
 app = typer.Typer(
     help="Make training data: render unique prompts, send them to an LLM, keep the answers.",
@@ -38,6 +50,29 @@ VocabOpt = Annotated[
 VarOpt = Annotated[
     list[str] | None, typer.Option("--var", help="Fix a template variable: --var turns=8.")
 ]
+
+
+MinWords = Annotated[int, typer.Option(help="Reject stories shorter than this (words).")]
+MaxWords = Annotated[int, typer.Option(help="Reject stories longer than this (words).")]
+MinScript = Annotated[
+    float, typer.Option(help="Least share of letters in the language's script (0-1).")
+]
+MinCmi = Annotated[float, typer.Option(help="Hinglish: least Code-Mixing Index (0-50).")]
+Threshold = Annotated[
+    float, typer.Option(help="Jaccard similarity above which stories are near-duplicates.")
+]
+License = Annotated[str, typer.Option("--license", help="License id for the dataset card.")]
+
+
+def _limits(min_words: int, max_words: int, min_script_share: float, min_cmi: float) -> Limits:
+    if not 0 <= min_script_share <= 1:
+        raise KahaniError(f"--min-script-share must be between 0 and 1, got {min_script_share}")
+    return Limits(
+        min_words=min_words,
+        max_words=max_words,
+        min_script_share=min_script_share,
+        min_cmi=min_cmi,
+    )
 
 
 def _prompt_set(
@@ -148,8 +183,23 @@ def generate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count requests, tokens and cost.")
     ] = False,
+    retry_rejected: Annotated[
+        bool, typer.Option("--retry-rejected", help="Ask again for answers the checks rejected.")
+    ] = False,
+    export: Annotated[
+        bool, typer.Option("--export/--no-export", help="Write runs/<name>/dataset/ at the end.")
+    ] = True,
+    min_words: MinWords = 60,
+    max_words: MaxWords = 800,
+    min_script_share: MinScript = 0.95,
+    min_cmi: MinCmi = 5.0,
+    dedup_threshold: Threshold = 0.8,
+    license_id: License = "cc-by-4.0",
 ) -> None:
     """Send n unique prompts to an LLM and keep every answer in runs/<name>/.
+
+    Each answer is checked as it arrives; at the end the run is cleaned (validated and
+    deduplicated) and exported to runs/<name>/dataset/ (see `factory clean`).
 
     Runs are resumable: the same command again (or --resume runs/<name>) continues where
     the last one stopped, and an answer already paid for is never requested again.
@@ -201,7 +251,113 @@ def generate(
             format_estimate(est, prompt_set, run_config.model, run_config.max_tokens, price_table)
         )
         return
-    raise typer.Exit(run_generate(run_config, run_dir, key, price_table))
+    cleaning = Cleaning(
+        _limits(min_words, max_words, min_script_share, min_cmi),
+        dedup_threshold,
+        export,
+        license_id,
+    )
+    raise typer.Exit(run_generate(run_config, run_dir, key, price_table, cleaning, retry_rejected))
+
+
+@app.command()
+def clean(
+    source: Annotated[
+        Path, typer.Argument(help="A run folder, or a .jsonl/.parquet file or dataset folder.")
+    ],
+    lang: Annotated[
+        str | None, typer.Option("--lang", help="Language of a file (run folders know theirs).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="For a file: the run folder to create (runs/<file>).")
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option(help="For a file: the column with the text or messages.")
+    ] = None,
+    min_words: MinWords = 60,
+    max_words: MaxWords = 800,
+    min_script_share: MinScript = 0.95,
+    min_cmi: MinCmi = 5.0,
+    dedup_threshold: Threshold = 0.8,
+    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+) -> None:
+    """Validate and deduplicate answers; every rejection is kept with a reason code.
+
+    Examples: factory clean runs/hindi-gpt-4o-mini-seed0
+              factory clean stories.jsonl --lang hindi --out runs/my-stories
+    """
+    limits = _limits(min_words, max_words, min_script_share, min_cmi)
+    run_dir = source
+    if not (source / "config.json").is_file():
+        if lang is None:
+            raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
+        run_dir = out or Path("runs") / f"{source.stem}-clean"
+        imported, unreadable = import_file(source, get_language(lang), run_dir, column)
+        print(
+            f"imported {imported:,} rows from {source} into {run_dir}"
+            + (f" ({unreadable:,} unreadable lines, kept as rejects)" if unreadable else "")
+        )
+    config = load_config(run_dir)
+    store = RunStore(run_dir / "store.sqlite")
+    try:
+        counts = clean_store(store.db, Cleaner.for_run(config, limits), dedup_threshold)
+        print(format_stats(compute_stats(store.db, config, load_prices(prices))))
+    finally:
+        store.close()
+    require_kept(counts)
+
+
+@app.command("export")
+def export_dataset(
+    run_dir: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
+    out: Annotated[Path | None, typer.Option(help="Default: <run_dir>/dataset.")] = None,
+    validation: Annotated[float, typer.Option(help="Share of rows for validation.")] = 0.05,
+    test: Annotated[float, typer.Option(help="Share of rows for test.")] = 0.05,
+    license_id: License = "cc-by-4.0",
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="Also upload to this Hub dataset repo (needs HF_TOKEN).")
+    ] = None,
+    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+) -> None:
+    """Write the kept rows as a Hugging Face dataset, parquet, JSONL and a dataset card.
+
+    Example: factory export runs/hindi-gpt-4o-mini-seed0
+    """
+    if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
+        raise KahaniError("--validation and --test must be shares that leave rows for train")
+    config = load_config(run_dir)
+    target = out or run_dir / "dataset"
+    store = RunStore(run_dir / "store.sqlite")
+    try:
+        ensure_schema(store.db)
+        splits = export_run(
+            store.db,
+            config,
+            target,
+            load_prices(prices),
+            SplitFractions(validation, test),
+            license_id,
+        )
+    finally:
+        store.close()
+    print(f"dataset  {target} ({', '.join(f'{s} {n:,}' for s, n in splits.items())})")
+    if push_to_hub:
+        push(target, push_to_hub)
+
+
+@app.command()
+def stats(
+    run_dir: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
+    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+) -> None:
+    """Print kept and rejected counts (by reason), lengths, word-list coverage and cost."""
+    config = load_config(run_dir)
+    store = RunStore(run_dir / "store.sqlite")
+    try:
+        ensure_schema(store.db)
+        print(format_stats(compute_stats(store.db, config, load_prices(prices))))
+    finally:
+        store.close()
 
 
 @app.command()

@@ -6,6 +6,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import openai
@@ -13,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from factory.batch import BatchRunner
+from factory.clean import Cleaner, Judged, clean_store, ensure_schema, rejects_summary, save_verdict
 from factory.errors import KahaniError
+from factory.export import SplitFractions, export_run
 from factory.languages import get_language
 from factory.paths import TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import PriceTable
@@ -30,8 +33,9 @@ from factory.runconfig import (
     save_config,
 )
 from factory.runner import Job, Runner, Tally, request_key
-from factory.store import RunStore
+from factory.store import Answer, RunStore
 from factory.templates import PromptTemplate, template_path
+from factory.validate import Limits
 
 DEFAULTS: dict[str, object] = {
     "temperature": None,
@@ -149,8 +153,11 @@ def params_for(config: RunConfig) -> GenerationParams:
     )
 
 
-def prepare_run(config: RunConfig, run_dir: Path) -> tuple[RunStore, list[Job]]:
-    """Create the run folder, register the run's prompts, and list those still unanswered."""
+def prepare_run(
+    config: RunConfig, run_dir: Path, retry_rejected: bool = False
+) -> tuple[RunStore, list[Job]]:
+    """Create the run folder, register the run's prompts, and list those still unanswered
+    (with `retry_rejected`, also those whose answer the validators rejected)."""
     prompt_set = prompt_set_for(config)
     prompt_set.check_count(config.n, config.start)
     try:
@@ -174,6 +181,15 @@ def prepare_run(config: RunConfig, run_dir: Path) -> tuple[RunStore, list[Job]]:
             store.add_prompts(batch)
             batch = []
     store.add_prompts(batch)
+    if retry_rejected:
+        ensure_schema(store.db)
+        wanted_set = set(wanted)
+        rejected = [
+            (pid, reason)
+            for pid, reason in store.db.execute("SELECT prompt_id, reason FROM rejects")
+            if pid in wanted_set and reason not in ("request_failed", "corrupt_line")
+        ]
+        store.requeue(rejected)
     jobs = [
         Job(pid, [Message.model_validate(m) for m in json.loads(messages)], key)
         for pid, _, messages, key in store.unfinished(wanted)
@@ -181,21 +197,66 @@ def prepare_run(config: RunConfig, run_dir: Path) -> tuple[RunStore, list[Job]]:
     return store, jobs
 
 
-def run_generate(config: RunConfig, run_dir: Path, api_key: str | None, prices: PriceTable) -> int:
-    """Run (or continue) a generation; returns the process exit code."""
+@dataclass(frozen=True)
+class Cleaning:
+    """What happens to answers: the validators' limits, the near-duplicate threshold, and
+    whether the kept rows are exported to `runs/<name>/dataset/` at the end."""
+
+    limits: Limits
+    threshold: float = 0.8
+    export: bool = True
+    license_id: str = "cc-by-4.0"
+
+
+def run_generate(
+    config: RunConfig,
+    run_dir: Path,
+    api_key: str | None,
+    prices: PriceTable,
+    cleaning: Cleaning,
+    retry_rejected: bool = False,
+) -> int:
+    """Run (or continue) a generation, then clean and export; returns the exit code."""
     engine = _make_engine(config, api_key)
-    store, jobs = prepare_run(config, run_dir)
+    store, jobs = prepare_run(config, run_dir, retry_rejected)
+    cleaner = Cleaner.for_run(config, cleaning.limits)
+    ensure_schema(store.db)
+
+    def validate(tally: Tally, prompt_id: str, answer: Answer) -> None:
+        verdict = cleaner.check(answer.text, answer.finish_reason, store.variables_of(prompt_id))
+        save_verdict(store.db, Judged(prompt_id, verdict))
+        tally.rejected += not verdict.ok
+
     console = Console(stderr=True)
     try:
-        interrupted = asyncio.run(_run_with_progress(config, store, jobs, engine, prices, console))
+        interrupted = asyncio.run(
+            _run_with_progress(config, store, jobs, engine, prices, console, validate)
+        )
         print(status_text(run_dir, store, config, prices))
         counts = store.counts()
+        kept = 0
+        if not interrupted and counts.done:
+            verdicts = clean_store(store.db, cleaner, cleaning.threshold)
+            kept = verdicts.get("ok", 0)
+            print(f"cleaned  {kept:,} kept; rejected: {rejects_summary(verdicts)}")
+            if cleaning.export and kept:
+                splits = export_run(
+                    store.db,
+                    config,
+                    run_dir / "dataset",
+                    prices,
+                    SplitFractions(),
+                    cleaning.license_id,
+                )
+                parts = ", ".join(f"{s} {n:,}" for s, n in splits.items())
+                print(f"dataset  {run_dir / 'dataset'} ({parts})")
     finally:
         store.close()
     if interrupted:
         console.print("interrupted; run the same command again to resume")
         return 130
-    return 0 if counts.failed == 0 and counts.pending == 0 else 1
+    exported = kept or not cleaning.export  # an export with no rows kept is a failure
+    return 0 if counts.failed == 0 and counts.pending == 0 and exported else 1
 
 
 def _make_engine(config: RunConfig, api_key: str | None) -> Provider | openai.AsyncOpenAI:
@@ -228,6 +289,7 @@ async def _run_with_progress(
     engine: Provider | openai.AsyncOpenAI,
     prices: PriceTable,
     console: Console,
+    on_answer: Callable[[Tally, str, Answer], None],
 ) -> bool:
     """Run the jobs under a live progress bar; True when stopped by a signal."""
     batch = config.provider == "openai-batch"
@@ -249,6 +311,7 @@ async def _run_with_progress(
         detail = (
             f"{tally.done / minutes:,.0f}/min · {tally.prompt_tokens + tally.completion_tokens:,}"
             f" tok · ${spend:,.2f} · cached {tally.cached} · failed {tally.failed}"
+            f" · rejected {tally.rejected}"
             f" · retries {tally.retries}"
         )
         progress.update(task, completed=tally.done + tally.cached + tally.failed, detail=detail)
@@ -256,7 +319,7 @@ async def _run_with_progress(
     with progress:
         try:
             if isinstance(engine, openai.AsyncOpenAI):
-                return await _run_batches(config, store, jobs, engine, update)
+                return await _run_batches(config, store, jobs, engine, update, on_answer)
             runner = Runner(
                 engine,
                 store,
@@ -265,6 +328,7 @@ async def _run_with_progress(
                 config.concurrency,
                 config.max_attempts,
                 on_update=update,
+                on_answer=on_answer,
             )
             await runner.run(jobs)
             return runner.stopping.is_set()
@@ -278,6 +342,7 @@ async def _run_batches(
     jobs: list[Job],
     client: openai.AsyncOpenAI,
     update: Callable[[Tally], None],
+    on_answer: Callable[[Tally, str, Answer], None],
 ) -> bool:
     tally = Tally(total=len(jobs))
     runner = BatchRunner(
@@ -288,6 +353,7 @@ async def _run_batches(
         config.batch_poll_seconds,
         config.max_attempts,
         on_update=update,
+        on_answer=on_answer,
     )
     try:
         await runner.run(jobs, tally)

@@ -81,7 +81,7 @@ class RunConfig(BaseModel):
     seed: int
     n: int
     start: int
-    provider: ProviderName
+    provider: ProviderName | Literal["import"]  # "import": data cleaned by `factory clean FILE`
     model: str
     base_url: str | None
     temperature: float | None

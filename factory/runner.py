@@ -51,6 +51,7 @@ class Tally:
     cached: int = 0
     failed: int = 0
     retries: int = 0
+    rejected: int = 0  # answers the validators turned down (they are kept, with a reason)
     rate_limited: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -67,7 +68,9 @@ class Runner:
         concurrency: int,
         max_attempts: int,
         on_update: Callable[[Tally], None] = lambda tally: None,
+        on_answer: Callable[[Tally, str, Answer], None] = lambda tally, prompt_id, answer: None,
     ) -> None:
+        self.on_answer = on_answer
         self.provider = provider
         self.store = store
         self.params = params
@@ -86,6 +89,7 @@ class Runner:
             cached = self.store.cached(job.key)
             if cached:
                 self.store.save_answer(job.prompt_id, job.key, cached)
+                self.on_answer(tally, job.prompt_id, cached)
                 tally.cached += 1
             else:
                 queue.put_nowait(job)
@@ -167,6 +171,7 @@ class Runner:
                 finished_at=time.time(),
             )
             self.store.save_answer(job.prompt_id, job.key, answer)
+            self.on_answer(tally, job.prompt_id, answer)
             self._unanswered_streak = 0
             tally.done += 1
             tally.prompt_tokens += answer.prompt_tokens

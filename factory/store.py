@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS responses (
     finished_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_key ON responses(request_key);
+CREATE TABLE IF NOT EXISTS superseded (
+    prompt_id TEXT NOT NULL,      -- a rejected answer replaced by --retry-rejected
+    reason TEXT NOT NULL,         -- why it was rejected
+    response TEXT NOT NULL,       -- JSON of its responses row, kept, never deleted
+    superseded_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     id TEXT PRIMARY KEY,          -- the provider's batch id
     input_file_id TEXT NOT NULL,
@@ -142,6 +148,26 @@ class RunStore:
             "SELECT request_key FROM prompts WHERE id = ?", (prompt_id,)
         ).fetchone()
         return row[0] if row else None
+
+    def variables_of(self, prompt_id: str) -> dict:
+        row = self.db.execute("SELECT variables FROM prompts WHERE id = ?", (prompt_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def requeue(self, rejected: list[tuple[str, str]]) -> None:
+        """Make (prompt id, reason) pending again; their answers move to `superseded`."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for prompt_id, reason in rejected:
+                self.db.execute(
+                    "INSERT INTO superseded SELECT prompt_id, ?, json_object("
+                    "'text', text, 'finish_reason', finish_reason, 'model', model,"
+                    " 'provider', provider, 'prompt_tokens', prompt_tokens,"
+                    " 'completion_tokens', completion_tokens, 'batch', batch,"
+                    " 'finished_at', finished_at), ? FROM responses WHERE prompt_id = ?",
+                    (reason, time.time(), prompt_id),
+                )
+                self.db.execute("DELETE FROM responses WHERE prompt_id = ?", (prompt_id,))
+                self.db.execute("UPDATE prompts SET status = 'pending' WHERE id = ?", (prompt_id,))
 
     def cached(self, request_key: str) -> Answer | None:
         """An answer already paid for with exactly this request, from any prompt of the run."""

@@ -40,6 +40,9 @@ class TemplateHeader(BaseModel):
     unique: list[str] | None = None  # variables forming the unique key; default: all lists
     defaults: dict[str, str | int] = {}  # constants, overridable with --var
     system: str | None = None  # system message sent before the rendered prompt
+    forbidden: list[
+        str
+    ] = []  # words the prompt forbids; `factory clean` rejects answers using them
     example_output: str | None = None  # a typical answer, for output-token estimates
 
 

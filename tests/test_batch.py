@@ -10,6 +10,7 @@ from pathlib import Path
 from conftest import BIN, TEST_KEY, run_cli
 from openai_server import BatchOutcome
 
+from factory.batch import split_files
 from factory.languages import get_language
 from factory.paths import PRICES_FILE, TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import load_prices
@@ -147,3 +148,10 @@ def test_batch_without_key_or_base_url_is_one_line(tmp_path):
         str(tmp_path),
     )
     assert result.returncode == 2 and "openai-batch needs OPENAI_API_KEY" in result.stderr
+
+
+def test_batch_files_are_split_at_50000_requests_or_200_mb():
+    small = [b"x" * 100 + b"\n"] * 120_001
+    assert [len(f) for f in split_files(small)] == [50_000, 50_000, 20_001]
+    big = [b"y" * (60 * 1024 * 1024)] * 7  # 60 MB lines: three fit under 200 MB
+    assert [len(f) for f in split_files(big)] == [3, 3, 1]

@@ -319,6 +319,8 @@ def test_a_run_file_sets_options_and_unknown_keys_are_refused(llm_server, tmp_pa
         TEST_KEY,
         "--runs-dir",
         str(tmp_path / "runs"),
+        "--min-words",
+        "20",  # the stand-in server's Marathi stories are short
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "runs" / "from-file" / "config.json").read_text())
@@ -350,7 +352,16 @@ def test_g4f_provider_goes_through_the_same_retry_path(llm_server, tmp_path):
 def test_without_key_or_server_the_local_default_model_writes_the_answers(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     result = run_cli(
-        "factory", "generate", "--lang", "english", "--n", "2", "--max-tokens", "40", env=env
+        "factory",
+        "generate",
+        "--lang",
+        "english",
+        "--n",
+        "2",
+        "--max-tokens",
+        "40",
+        "--no-export",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     assert "(local, smollm2)" in result.stdout and "2 done" in result.stdout
@@ -359,3 +370,41 @@ def test_without_key_or_server_the_local_default_model_writes_the_answers(tmp_pa
     )
     assert len(answers) == 2
     assert all(provider == "local" and len(text.split()) > 5 for text, provider in answers)
+
+
+def test_generation_parameters_reach_the_server_unchanged(llm_server, tmp_path):
+    bodies = []
+
+    def record(body):
+        bodies.append(body)
+        return '{"story": "x"}'
+
+    llm_server.config.responder = record
+    result = generate(
+        llm_server,
+        tmp_path,
+        "--n",
+        "2",
+        "--temperature",
+        "0.3",
+        "--top-p",
+        "0.8",
+        "--max-tokens",
+        "321",
+        "--gen-seed",
+        "7",
+        "--json-mode",
+        "--model",
+        "gpt-4o",
+        "--no-export",  # the answers are placeholders: only the requests matter here
+    )
+    assert result.returncode == 0, result.stderr
+    for body in bodies:
+        assert body["model"] == "gpt-4o"
+        assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (
+            0.3,
+            0.8,
+            321,
+            7,
+        )
+        assert body["response_format"] == {"type": "json_object"}

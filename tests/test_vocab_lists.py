@@ -54,3 +54,21 @@ def test_entries_are_in_the_language_script(lang, name, minimum):
 def test_bangla_lists_hold_no_devanagari_at_all():
     text = "".join((VOCAB_DIR / "bangla" / f"{f}.txt").read_text() for f in STORY_MINIMUMS)
     assert not regex.search(r"\p{Script=Devanagari}", text)
+
+
+TAG_LISTS = ("hindi_words", "english_words", "ambiguous_words")
+
+
+@pytest.mark.parametrize("name", TAG_LISTS)
+def test_language_tag_lists_are_lowercase_ascii_and_unique(name):
+    entries = raw_entries("hinglish", name)
+    assert [e for e in entries if not regex.fullmatch(r"[a-z']+", e)] == []
+    assert len(entries) == len(set(entries))
+
+
+def test_language_tag_lists_do_not_overlap():
+    hindi, english, ambiguous = (set(raw_entries("hinglish", n)) for n in TAG_LISTS)
+    assert hindi & english == set()  # a word in both belongs in ambiguous_words
+    assert ambiguous & (hindi | english) == set()
+    assert {"nahi", "nahin", "nai", "kya", "kia"} <= hindi  # spelling variants are all Hindi
+    assert {"main", "to"} <= ambiguous

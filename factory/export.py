@@ -1,0 +1,239 @@
+"""`factory export`: the kept rows of a cleaned run as a Hugging Face dataset with a card.
+
+`runs/<name>/dataset/` is at once a `save_to_disk` folder (`datasets.load_from_disk`
+opens it), a Hub-style repository (README.md card whose `configs` point at
+`data/<split>-*.parquet`), plain JSONL (`jsonl/<split>.jsonl`) and, for conversations,
+OpenAI fine-tuning files (`openai/<split>.jsonl`, one `{"messages": [...]}` per line).
+"""
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import yaml
+
+from factory.errors import KahaniError
+from factory.languages import get_language
+from factory.pricing import PriceTable
+from factory.runconfig import RunConfig
+from factory.stats import RunStats, compute_stats, format_stats
+
+SPLITS = ("train", "validation", "test")
+MESSAGE = {"role": datasets.Value("string"), "content": datasets.Value("string")}
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    validation: float = 0.05
+    test: float = 0.05
+
+    def split_of(self, row_id: str) -> str:
+        """Deterministic by id: the same row lands in the same split in every export."""
+        digest = hashlib.blake2b(row_id.encode("utf-8"), digest_size=8).digest()
+        x = int.from_bytes(digest, "big") / 2**64
+        if x < self.validation:
+            return "validation"
+        if x < self.validation + self.test:
+            return "test"
+        return "train"
+
+
+def export_run(
+    db: sqlite3.Connection,
+    config: RunConfig,
+    out: Path,
+    prices: PriceTable,
+    fractions: SplitFractions,
+    license_id: str,
+) -> dict[str, int]:
+    """Write the dataset folder (atomically: a half-written folder never replaces a good one)."""
+    datasets.disable_progress_bars()  # our own summary line says what was written
+    language = get_language(config.language)
+    conversation = language.kind == "conversation"
+    rows = db.execute(
+        "SELECT v.prompt_id, v.text, v.messages, p.variables, r.model FROM verdicts v"
+        " JOIN prompts p ON p.id = v.prompt_id JOIN responses r ON r.prompt_id = v.prompt_id"
+        " WHERE v.reason IS NULL ORDER BY p.idx"
+    ).fetchall()
+    if not rows:
+        raise KahaniError("nothing to export: no row was kept; see `factory stats` for why")
+    by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for prompt_id, text, messages, variables, model in rows:
+        record = {
+            "id": prompt_id,
+            "language": language.name,
+            "kind": language.kind,
+            "text": text,
+            "variables": variables,
+            "model": model,
+        }
+        if conversation:
+            record["messages"] = json.loads(messages)
+        by_split[fractions.split_of(prompt_id)].append(record)
+
+    features = datasets.Features(
+        {
+            name: datasets.Value("string")
+            for name in ("id", "language", "kind", "text", "variables", "model")
+        }
+        | ({"messages": datasets.List(MESSAGE)} if conversation else {})
+    )
+    # An empty split cannot be saved and loaded back; it is left out (the card shows 0).
+    dataset = datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(r, features=features) for s, r in by_split.items() if r}
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    dataset.save_to_disk(str(tmp))
+    for split, part in dataset.items():
+        part.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
+        _write_jsonl(tmp / "jsonl" / f"{split}.jsonl", by_split[split])
+        if conversation:
+            _write_jsonl(
+                tmp / "openai" / f"{split}.jsonl",
+                [{"messages": r["messages"]} for r in by_split[split]],
+            )
+    stats = compute_stats(db, config, prices)
+    counts = {s: len(r) for s, r in by_split.items()}
+    (tmp / "README.md").write_text(
+        dataset_card(config, stats, counts, license_id), encoding="utf-8"
+    )
+    _replace_dir(tmp, out)
+    return counts
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def size_category(n: int) -> str:
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def dataset_card(
+    config: RunConfig, stats: RunStats, counts: dict[str, int], license_id: str
+) -> str:
+    """README.md with the Hugging Face YAML header, then what a reader needs to trust the data."""
+    language = get_language(config.language)
+    codes = ["hi", "en"] if language.name == "hinglish" else [language.code]
+    what = "children's stories" if language.kind == "story" else "everyday conversations"
+    header = {
+        "language": codes,
+        "license": license_id,
+        "size_categories": [size_category(sum(counts.values()))],
+        "task_categories": ["text-generation"],
+        "pretty_name": f"kahani {language.name} {what} ({config.name})",
+        "tags": ["kahani", "synthetic", language.kind],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in SPLITS],
+            }
+        ],
+    }
+    source = (
+        f"generated by `{', '.join(stats.models)}` through the `{config.provider}` provider"
+        if config.provider != "import"
+        else f"imported from `{config.template}`"
+    )
+    lines = [
+        "---",
+        yaml.safe_dump(header, allow_unicode=True, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {header['pretty_name']}",
+        "",
+        f"Synthetic {language.name} {what}, {source}, validated and deduplicated by "
+        "kahani. Every answer that is not here is accounted for "
+        "under *Rejected*.",
+        "",
+        "```python",
+        "import datasets",
+        f'ds = datasets.load_from_disk("runs/{config.name}/dataset")',
+        "```",
+        "",
+        "## Splits",
+        "",
+        "| split | rows |",
+        "| --- | ---: |",
+        *[f"| {s} | {counts[s]:,} |" for s in SPLITS],
+        f"| **all** | **{sum(counts.values()):,}** |",
+        "",
+        "Rows go to a split by a hash of their id, so a re-export keeps every row in its split.",
+        "",
+        "## Rejected",
+        "",
+        f"{stats.prompts:,} prompts: {stats.kept:,} kept, {sum(stats.rejects.values()):,} "
+        f"rejected, {stats.pending:,} still pending.",
+        "",
+        "| reason | rows |",
+        "| --- | ---: |",
+        *[f"| {reason} | {n:,} |" for reason, n in stats.rejects.most_common()],
+        "",
+        "## Statistics",
+        "",
+        "```",
+        format_stats(stats),
+        "```",
+        "",
+        "## Columns",
+        "",
+        "- `id`: the prompt id (`<language>-<kind>-<hash of template and words>`)",
+        f"- `text`: the {language.kind}"
+        + (", as `A: ...` / `B: ...` lines" if language.kind == "conversation" else ""),
+        "- `variables`: JSON of the words the prompt asked for",
+        "- `model`: the model that wrote it",
+    ]
+    if language.kind == "conversation":
+        lines.append(
+            "- `messages`: the conversation as chat messages (A is `user`, B is `assistant`); "
+            "`openai/<split>.jsonl` holds the same as OpenAI fine-tuning files"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def push(dataset_dir: Path, repo: str) -> None:
+    """Upload the dataset and its card to the Hugging Face Hub (needs a token)."""
+    import os
+
+    import huggingface_hub
+
+    token = os.environ.get("HF_TOKEN") or huggingface_hub.get_token()
+    if not token:
+        raise KahaniError(
+            "--push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`"
+        )
+    dataset = datasets.load_from_disk(str(dataset_dir))
+    dataset.push_to_hub(repo, token=token)
+    huggingface_hub.HfApi(token=token).upload_file(
+        path_or_fileobj=str(dataset_dir / "README.md"),
+        path_in_repo="README.md",
+        repo_id=repo,
+        repo_type="dataset",
+    )
+    print(f"pushed   https://huggingface.co/datasets/{repo}")

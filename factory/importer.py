@@ -1,0 +1,165 @@
+"""Bring data from elsewhere (JSONL, parquet, a Hugging Face dataset folder) into a run folder,
+so `factory clean` and `factory export` treat it like answers kahani generated itself."""
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from factory.errors import KahaniError
+from factory.languages import Language
+from factory.runconfig import RunConfig, new_run_id, save_config
+from factory.store import Answer, RunStore
+
+TEXT_COLUMNS = ("text", "story", "response", "completion")
+CONVERSATION_COLUMNS = ("messages", "conversation")
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    """(line or row number, row or None when unreadable, problem) for each input row."""
+    if path.is_dir():
+        import datasets
+
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except FileNotFoundError:
+            raise KahaniError(
+                f"{path} is not a Hugging Face dataset folder (save_to_disk)"
+            ) from None
+        splits = loaded.values() if isinstance(loaded, datasets.DatasetDict) else [loaded]
+        number = 0
+        for split in splits:
+            for row in split:
+                number += 1
+                yield number, row, ""
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            yield number, row, ""
+    elif path.suffix in (".jsonl", ".json"):
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    yield number, None, f"line {number} is not JSON: {err.msg}"
+                    continue
+                if not isinstance(row, dict):
+                    yield number, None, f"line {number} is not a JSON object"
+                    continue
+                yield number, row, ""
+    elif not path.exists():
+        raise KahaniError(f"{path} does not exist")
+    else:
+        raise KahaniError(f"{path}: give a .jsonl or .parquet file or a dataset folder")
+
+
+def answer_of(row: dict, language: Language, column: str | None) -> str:
+    """The text to validate: a story as is, a conversation as the JSON the checks read."""
+    names = (
+        [column]
+        if column
+        else (
+            CONVERSATION_COLUMNS + TEXT_COLUMNS if language.kind == "conversation" else TEXT_COLUMNS
+        )
+    )
+    for name in names:
+        if name in row and row[name] is not None:
+            value = row[name]
+            if name == "messages":
+                turns = [
+                    {"speaker": "A" if m["role"] == "user" else "B", "text": m["content"]}
+                    for m in value
+                    if m.get("role") != "system"
+                ]
+                return json.dumps({"conversation": turns}, ensure_ascii=False)
+            if name == "conversation":
+                return json.dumps({"conversation": value}, ensure_ascii=False)
+            return str(value)
+    raise KahaniError(
+        f"no {' or '.join(names)} column; the columns found are: {', '.join(sorted(row))}"
+    )
+
+
+def import_file(
+    path: Path, language: Language, run_dir: Path, column: str | None
+) -> tuple[int, int]:
+    """Copy rows into a new run folder's store; unreadable lines go straight to the rejects."""
+    if (run_dir / "store.sqlite").exists():
+        raise KahaniError(f"{run_dir} already holds a run; choose another --out")
+    rows = list(read_rows(path))
+    first = next((row for _, row, _ in rows if row is not None), None)
+    if first is None:
+        raise KahaniError(f"{path} holds no readable rows")
+    answer_of(first, language, column)  # fail at once, naming the columns, if none fits
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run_dir, import_config(path, language, run_dir.name, len(rows)))
+    store = RunStore(run_dir / "store.sqlite")
+    prompts, answers, corrupt = [], [], []
+    now = time.time()
+    for number, row, problem in rows:
+        if row is None:
+            corrupt.append((f"line-{number}", number, problem))
+            continue
+        prompt_id = str(row.get("id") or _content_id(row))
+        variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
+        prompts.append((prompt_id, number, variables, [], f"import:{prompt_id}"))
+        answer = Answer(
+            text=answer_of(row, language, column),
+            finish_reason=row.get("finish_reason"),
+            prompt_tokens=0,
+            completion_tokens=0,
+            model=str(row.get("model") or "unknown"),
+            provider="import",
+            latency_s=None,
+            attempts=1,
+            started_at=now,
+            finished_at=now,
+        )
+        answers.append((prompt_id, answer))
+    store.add_prompts(prompts)
+    for prompt_id, answer in answers:
+        store.save_answer(prompt_id, f"import:{prompt_id}", answer)
+    store.add_prompts((pid, n, {}, [], f"import:{pid}") for pid, n, _ in corrupt)
+    for pid, _, problem in corrupt:
+        store.save_failure(pid, 1, f"corrupt_line: {problem}")
+    store.close()
+    return len(answers), len(corrupt)
+
+
+def import_config(path: Path, language: Language, name: str, rows: int) -> RunConfig:
+    return RunConfig(
+        name=name,
+        run_id=new_run_id(),
+        language=language.name,
+        template=str(path),
+        template_sha="",
+        vocab_dir="",
+        vocab_sha="",
+        seed=0,
+        n=rows,
+        start=0,
+        provider="import",
+        model="unknown",
+        base_url=None,
+        temperature=None,
+        top_p=None,
+        max_tokens=1,
+        gen_seed=None,
+        json_mode=False,
+        rpm=None,
+        tpm=None,
+        concurrency=1,
+        max_attempts=1,
+        timeout=1.0,
+        batch_poll_seconds=1.0,
+    )
+
+
+def _content_id(row: dict) -> str:
+    digest = hashlib.blake2b(json.dumps(row, sort_keys=True, default=str).encode(), digest_size=8)
+    return f"row-{digest.hexdigest()}"

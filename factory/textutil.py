@@ -5,11 +5,15 @@ A word is a run of letters together with their combining marks (`[\\p{L}\\p{M}]+
 viramas and nuktas, which are marks.
 """
 
+import json
+import re
 import unicodedata
+from collections.abc import Iterator
 
 import regex
 
 WORD = regex.compile(r"[\p{L}\p{M}]+")
+FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 LETTER = regex.compile(r"\p{L}")
 
 
@@ -29,3 +33,17 @@ def script_share(text: str, script: str) -> float:
         return 1.0
     in_script = regex.compile(rf"\p{{Script={script}}}")
     return sum(1 for ch in letters if in_script.match(ch)) / len(letters)
+
+
+def json_objects(text: str) -> Iterator[dict]:
+    """JSON objects inside an LLM answer, first those in code fences, then any in the text:
+    models wrap JSON in fences and prose however often they are told not to."""
+    decoder = json.JSONDecoder()
+    for candidate in [m.group(1) for m in FENCE.finditer(text)] + [text]:
+        for start in (i for i, ch in enumerate(candidate) if ch == "{"):
+            try:
+                obj, _ = decoder.raw_decode(candidate, start)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                yield obj

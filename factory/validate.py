@@ -4,8 +4,6 @@ Nothing is ever stripped from a text to make it pass: a story in the wrong scrip
 rejected, not filtered down to the letters of the right one.
 """
 
-import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from factory.codemix import AMBIGUOUS, EN, HI, code_mixing_index, tag_tokens
 from factory.languages import Language
-from factory.textutil import nfc, script_share, words
+from factory.textutil import json_objects, nfc, script_share, words
 
 
 class Limits(BaseModel):
@@ -61,8 +59,6 @@ META_PATTERNS = [
     r"এখানে (?:আপনার|একটি) গল্প",
 ]
 META = regex.compile("|".join(META_PATTERNS), regex.IGNORECASE)
-
-FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 # Common inflectional endings, longest first; a required word matches any word of the
 # text that starts with its stem, so खेलना matches खेल रहे थे and लड़का matches लड़के.
@@ -172,18 +168,10 @@ def contains_word(text_words: list[str], entry: str, language: str) -> bool:
 def extract_json(text: str, key: str) -> tuple[object | None, str]:
     """The value under `key` of the first JSON object in an answer: tolerates code fences and
     text around the object. Returns (value, problem); problem is "" when found."""
-    candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for candidate in candidates:
-        for start in (i for i, ch in enumerate(candidate) if ch == "{"):
-            try:
-                obj, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and key in obj:
-                return obj[key], ""
-            if isinstance(obj, dict):
-                return None, f"no {key!r} key (keys: {', '.join(map(str, obj))[:80]})"
+    for obj in json_objects(text):
+        if key in obj:
+            return obj[key], ""
+        return None, f"no {key!r} key (keys: {', '.join(map(str, obj))[:80]})"
     return None, "no JSON object in the answer"
 
 

@@ -42,6 +42,14 @@ def test_bpe_round_trips_any_indic_or_latin_text(tok_dir, text):
     assert roundtrip(tok_dir, text) == unicodedata.normalize("NFC", text)
 
 
+def test_text_spelling_special_tokens_is_encoded_as_text(tok_dir):
+    tok = load_tokenizer(tok_dir)
+    for text in ("<pad>", "kahani <eos> khatam", "<|user|> hi"):
+        ids = tok.encode_batch([text])[0]
+        assert not set(ids) & set(tok.hf.all_special_ids)
+        assert tok.decode(ids) == text
+
+
 def test_char_tokenizer_round_trips_and_has_one_token_per_known_character(tmp_path):
     save_tokenizer(train_char(corpus_texts("hindi", "bangla"), 400), tmp_path)
     tok = load_tokenizer(tmp_path)

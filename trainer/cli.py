@@ -109,14 +109,18 @@ def train(
     tie_embeddings: Annotated[
         bool | None, typer.Option(help="Share input and output embeddings")
     ] = None,
-    dropout: Annotated[float | None, typer.Option(help="Attention dropout")] = None,
+    dropout: Annotated[
+        float | None, typer.Option(help="Dropout on attention and residual branches")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Total optimizer steps")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Sequences per process per micro-step")
     ] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Micro-steps per optimizer step")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate")] = None,
-    warmup_steps: Annotated[int | None, typer.Option()] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(help="Linear warmup (default: the first 5% of steps)")
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option()] = None,
     optimizer: Annotated[
         str | None, typer.Option(help="adamw, or muon for the hidden matrices")

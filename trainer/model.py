@@ -34,7 +34,9 @@ class ModelConfig(BaseModel):
     tie_embeddings: bool = True
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
-    dropout: float = 0.0  # on attention weights only, as `attention_dropout` in Llama
+    # Training only: on attention weights (Llama's `attention_dropout`) and, as in GPT-2, on
+    # what each attention and MLP branch adds to the residual stream (export keeps the first).
+    dropout: float = 0.0
 
     @property
     def head_dim(self) -> int:
@@ -150,12 +152,13 @@ class Block(nn.Module):
         self.attn = Attention(cfg, layer)
         self.mlp_norm = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
         self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None
     ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin, cache)  # pre-norm residual
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache))  # pre-norm residual
+        return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
 class GPT(nn.Module):

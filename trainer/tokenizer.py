@@ -121,10 +121,17 @@ class TextTokenizer:
         return len(self.hf)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        """Token ids without specials; the Rust tokenizer spreads the batch over all cores."""
-        return [
-            e.ids for e in self.hf.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-        ]
+        """Token ids without specials; the Rust tokenizer spreads the batch over all cores.
+
+        Text that happens to spell `<eos>` or `<|user|>` stays text: only the trainer places
+        special tokens, so a story cannot end a document or open a chat turn by its content.
+        """
+        backend = self.hf.backend_tokenizer
+        backend.encode_special_tokens = True
+        try:
+            return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+        finally:
+            backend.encode_special_tokens = False
 
     def decode(self, ids: list[int]) -> str:
         return self.hf.decode(ids, skip_special_tokens=True)

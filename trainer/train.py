@@ -45,7 +45,7 @@ class TrainConfig(BaseModel):
     grad_accum: int = 1
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * this
-    warmup_steps: int = 100
+    warmup_steps: int | None = None  # None: the first 5% of the steps
     weight_decay: float = 0.1  # on 2-D weights only
     beta1: float = 0.9
     beta2: float = 0.95
@@ -118,9 +118,10 @@ def distributed() -> Iterator[Dist]:
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
     """Linear warmup, then cosine from 1 down to min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else max(1, cfg.steps // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (
         1 + math.cos(math.pi * min(progress, 1.0))
     )

@@ -172,6 +172,25 @@ def test_cli_end_to_end_tokenizer_prepare_train_sample(tmp_path):
         assert result.returncode == 0, (args[0], result.stderr)
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     assert [s["index"] for s in samples] == [0, 1]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("# openings, one per line\nএকদিন\n\nএকটি\n", encoding="utf-8")
+    from_file = run_cli(
+        "trainer",
+        "sample",
+        "runs/bn",
+        "--prompts-file",
+        str(prompts),
+        "--n",
+        "1",
+        "--max-new-tokens",
+        "5",
+        "--jsonl",
+        cwd=tmp_path,
+    )
+    assert [json.loads(line)["prompt"] for line in from_file.stdout.splitlines()] == [
+        "একদিন",
+        "একটি",
+    ]  # the comment line is no prompt
     run = tmp_path / "runs" / "bn"
     assert {
         "config.json",

@@ -224,7 +224,9 @@ def sample(
     prompt: Annotated[
         list[str] | None, typer.Option(help="Prompt text; repeat for several")
     ] = None,
-    prompts_file: Annotated[Path | None, typer.Option(help="One prompt per line")] = None,
+    prompts_file: Annotated[
+        Path | None, typer.Option(help="One prompt per line; # starts a comment")
+    ] = None,
     n: Annotated[int, typer.Option(help="Samples per prompt")] = 3,
     temperature: Annotated[float, typer.Option(help="0 picks the likeliest token")] = 0.8,
     top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens")] = 50,
@@ -249,7 +251,9 @@ def sample(
                 f"{prompts_file} does not exist; give a file with one prompt per line"
             )
         prompts += [
-            line for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()
+            line
+            for line in prompts_file.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")  # the format of judge/prompts/*.txt
         ]
     if n < 1 or max_new_tokens < 1:
         raise KahaniError("--n and --max-new-tokens must be at least 1")

@@ -29,6 +29,7 @@ from factory.stats import compute_stats, format_stats
 from factory.store import RunStore
 from factory.templates import PromptTemplate, template_path
 from factory.validate import Limits
+from reports.dataset import render_dataset
 
 app = typer.Typer(
     help="Make training data: render unique prompts, send them to an LLM, keep the answers.",
@@ -358,6 +359,20 @@ def stats(
         print(format_stats(compute_stats(store.db, config, load_prices(prices))))
     finally:
         store.close()
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder from `factory generate`.")],
+    out: Annotated[Path | None, typer.Option(help="Default: RUN_DIR/report.html.")] = None,
+    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+) -> None:
+    """Write the dataset report: counts, rejects with examples, lengths, coverage, duplicates,
+    throughput and cost, as one HTML file that opens offline.
+
+    Example: factory report runs/hindi-gpt-4o-mini-seed0
+    """
+    print(f"report   {render_dataset(run_dir, out, prices)}")
 
 
 @app.command()

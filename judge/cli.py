@@ -13,6 +13,8 @@ from judge.models import API_PROVIDERS, resolve_model
 from judge.prompts_io import load_prompts
 from judge.report_text import format_summary
 from judge.score import ScoreOptions, evaluate
+from reports.compare import render_comparison
+from reports.evaluation import render_evaluation
 
 app = typer.Typer(
     help="Score small language models: samples, an LLM judge, offline metrics.",
@@ -118,7 +120,34 @@ def score(
     out = out or Path("runs") / f"eval-{spec.name}"
     summary = evaluate(spec, language.name, prompt_set, out, options, sampler, judge_endpoint)
     print(format_summary(summary))
-    print(f"wrote    {out}/summary.json, scores.jsonl, completions.jsonl")
+    report = render_evaluation(out)
+    print(f"wrote    {out}/summary.json, scores.jsonl, completions.jsonl, {report.name}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="An evaluation folder from `judge score`.")],
+    out: Annotated[Path | None, typer.Option(help="Default: RUN_DIR/report.html.")] = None,
+) -> None:
+    """Render an evaluation folder's report.html again, from its files alone.
+
+    Example: judge report runs/eval-hindi-20M
+    """
+    print(f"report   {render_evaluation(run_dir, out)}")
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Two or more evaluation folders, same prompts.")
+    ],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("compare.html"),
+) -> None:
+    """Compare models on the prompts they share: intervals, win rates, paired bootstrap.
+
+    Example: judge compare runs/eval-a runs/eval-b --out compare.html
+    """
+    print(f"report   {render_comparison(run_dirs, out)}")
 
 
 def main() -> None:

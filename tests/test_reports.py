@@ -4,27 +4,12 @@ score` on a tiny trained model and on an API model served locally, `factory gene
 the served texts carry script-injection payloads that must show as text and run nothing."""
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-from conftest import TEST_KEY, run_cli
+from conftest import TEST_KEY, Page, run_cli
 from test_judge import tiny_run  # noqa: F401 (a fixture: the tiny Hindi model)
 
 from judge.rubric import DIMENSIONS
 
-CHROMIUM = shutil.which("chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAYLOAD = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2></textarea>"
 HINGLISH = [
     "Haan yaar, mujhe nahi pata, office mein meeting pe meeting thi.",
@@ -48,48 +33,6 @@ def served(body: dict) -> str:
         story = f"{PAYLOAD} {story}" if len(user) % 3 == 0 else story
         return json.dumps({"story": story}, ensure_ascii=False)
     return f"{HINGLISH[len(user) % 2]} {PAYLOAD}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if not CHROMIUM:
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def artifacts(tmp_path) -> Path:
-    folder = Path(os.environ.get("KAHANI_ARTIFACTS", tmp_path / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-class Page:
-    """A report opened from file://, with every console error and page error collected."""
-
-    def __init__(self, browser, path: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(path.resolve().as_uri())
-
-    def rows(self) -> list[str]:
-        return self.page.locator("table.rows tbody tr").all_inner_texts()
-
-    def check_common(self, shot: Path) -> None:
-        """Charts drawn, payloads inert, no errors; a full-page screenshot for people."""
-        charts = self.page.locator("svg.chart")
-        assert charts.count() > 0
-        assert self.page.locator("svg.chart rect, svg.chart polyline").count() > 0
-        assert self.page.evaluate("typeof window.pwned") == "undefined"
-        assert self.page.locator("img[src=x]").count() == 0
-        self.page.screenshot(path=shot, full_page=True)
-        assert self.errors == []
 
 
 def test_evaluation_report_sorts_filters_opens_and_keeps_payloads_inert(

@@ -207,8 +207,8 @@ def generate(
 
     Example: factory generate --lang hindi --n 1000 --model gpt-4o-mini --dry-run
     """
-    if dry_run and provider is None and model is None:
-        provider, model = "openai", "gpt-4o-mini"  # a dry run estimates API spend
+    if dry_run and provider is None:
+        provider = "openai"  # a dry run estimates API spend, with or without a key
     flags = run_flags(
         lang=lang,
         n=n,

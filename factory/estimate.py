@@ -1,7 +1,9 @@
 """The dry run: how many requests, tokens and dollars a generate command would cost."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from factory.paths import PROJECT_ROOT
 from factory.pricing import PriceTable, count_chat_tokens, count_tokens
 from factory.prompts import PromptSet
 
@@ -54,7 +56,7 @@ def format_estimate(
     sample = "all prompts" if est.measured == n else f"{est.measured:,} of {n:,} prompts, scaled"
     lines = [
         "dry run: nothing was sent",
-        f"language       {prompt_set.language.name} ({prompt_set.template.path})",
+        f"language       {prompt_set.language.name} ({_shown(prompt_set.template.path)})",
         f"requests       {n:,} of {prompt_set.describe_capacity()}",
         f"model          {model} (tokens counted with {est.encoding})",
         f"input tokens   {est.input_tokens:,} ({est.input_tokens / n:,.0f} per request; {sample})",
@@ -73,3 +75,9 @@ def format_estimate(
             f"(at most ${worst:,.2f}; prices as of {prices.as_of})"
         )
     return "\n".join(lines)
+
+
+def _shown(path: Path) -> Path:
+    """A shipped template as `templates/...`, a user's own as given."""
+    resolved = path.resolve()
+    return resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else path

@@ -93,15 +93,29 @@ def default_responder(body: Json) -> str:
     adjective "Z"`) gets `{"story": ...}`: three short paragraphs in the prompt's language
     (English, Hindi, Marathi or Bangla) using the three words. A conversation prompt (asks
     for `{"conversation": ...}` with `exactly N turns`) gets N Hinglish turns alternating A
-    and B. Anything else is echoed. The same prompt always gets the same answer.
+    and B. A grading rubric (asks for "an integer score" for `- name:` dimensions) gets a JSON
+    grade per dimension, lower for shorter texts, as a lenient judge would give. Anything else
+    is echoed. The same prompt always gets the same answer.
     """
     prompt = _last_user_text(body.get("messages") or [])
     rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    if "an integer score" in prompt:
+        return _grade(prompt, rng)
     if '"story"' in prompt:
         return _story(prompt, rng)
     if '"conversation"' in prompt:
         return _conversation(prompt, rng)
     return prompt
+
+
+def _grade(prompt: str, rng: random.Random) -> str:
+    """Scores from 1 to 10 for each `- name:` line of a rubric, from the graded text's length."""
+    dimensions = re.findall(r"^- (\w+):", prompt, flags=re.MULTILINE)
+    quoted = prompt.split('"""')
+    graded = quoted[3] if len(quoted) > 3 else prompt  # the second quoted block: the answer
+    base = min(9, 2 + len(graded.split()) // 15)
+    scores = {name: max(1, min(10, base + rng.choice((-1, 0, 0, 1)))) for name in dimensions}
+    return json.dumps(scores | {"reasoning": f"{len(graded.split())} words, judged on length"})
 
 
 @dataclass

@@ -419,8 +419,13 @@ def pretrain(
         ckpt = open_run(run_dir, spec, resume, d)
         if d.main:
             copy_tokenizer(data_dir / "tokenizer", run_dir / "tokenizer")
+        # A small validation split (5% of a few hundred stories) still measures something:
+        # its windows may be shorter than the training context.
+        val_block = min(block_size, meta["splits"]["validation"]["tokens"] - 1)
         val_ex = (
-            TokenWindows([data_dir / s for s in val_shards], block_size) if val_shards else None
+            TokenWindows([data_dir / s for s in val_shards], val_block)
+            if val_shards and val_block > 0
+            else None
         )
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg)

@@ -42,6 +42,7 @@ def test_the_walkthrough_covers_every_stage():
         "judge compare",
         "factory report",
         "--dry-run",
+        "--provider openai-batch",
         README_URL,
     ):
         assert command in programs

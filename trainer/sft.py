@@ -13,7 +13,7 @@ import torch
 from factory.errors import KahaniError
 from trainer.batches import Conversations
 from trainer.data import column, read_rows
-from trainer.export import copy_tokenizer, export, load_hf
+from trainer.export import copy_tokenizer, load_hf
 from trainer.tokenizer import END, ROLES, TextTokenizer
 from trainer.train import RunSpec, TrainConfig, distributed, fit, open_run, saved_spec
 
@@ -86,7 +86,7 @@ def sft(
         ckpt = open_run(run_dir, spec, resume, d)
         if d.main:
             copy_tokenizer(tok_dir, run_dir / "tokenizer")
-        done = fit(
+        return fit(
             run_dir,
             spec,
             model,
@@ -97,7 +97,3 @@ def sft(
             d,
             stop_at,
         )
-        if done and d.main:
-            export(model, run_dir / "tokenizer", run_dir / "hf")
-            print(f"exported {run_dir / 'hf'}", flush=True)
-    return done

@@ -229,7 +229,8 @@ def fit(
     d: Dist,
     stop_at: int | None = None,
 ) -> bool:
-    """Train `model` in place from step 0 or the checkpoint; True when all steps are done."""
+    """Train `model` in place from step 0 or the checkpoint; True when all steps are done,
+    and then the run's `hf/` folder is written."""
     cfg = spec.train
     for block in model.blocks[: cfg.freeze_layers]:
         block.requires_grad_(False)
@@ -345,7 +346,11 @@ def fit(
                     print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
                 break
             tick = time.perf_counter()
-    return step >= cfg.steps
+    done = step >= cfg.steps
+    if done and d.main:  # every finished run ends with a folder transformers loads
+        export(model, run_dir / "tokenizer", run_dir / "hf")
+        print(f"exported {run_dir / 'hf'}", flush=True)
+    return done
 
 
 def open_run(run_dir: Path, spec: RunSpec, resume: bool, d: Dist) -> checkpoint.Checkpoint | None:
@@ -429,7 +434,7 @@ def pretrain(
         )
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg)
-        done = fit(
+        return fit(
             run_dir,
             spec,
             model,
@@ -440,7 +445,3 @@ def pretrain(
             d,
             stop_at,
         )
-        if done and d.main:
-            export(model, run_dir / "tokenizer", run_dir / "hf")
-            print(f"exported {run_dir / 'hf'}", flush=True)
-    return done

@@ -9,6 +9,7 @@ is ever changed or deleted.
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,10 +127,25 @@ def clean_store(db: sqlite3.Connection, cleaner: Cleaner, threshold: float) -> C
             judged.append(Judged(prompt_id, verdict))
         else:
             kind = "duplicate" if seen.status == "exact_duplicate" else "near_duplicate"
-            detail = f"{kind.replace('_', ' ')} of {seen.duplicate_of} (Jaccard {seen.jaccard:.2f})"
-            rejected = Verdict(kind, detail, text=verdict.text, messages=verdict.messages)
-            judged.append(Judged(prompt_id, rejected, seen.duplicate_of, seen.jaccard))
-    # Prompts that never got an answer are missing from the dataset too: say why.
+            dup = duplicate_judged(prompt_id, verdict, kind, seen.duplicate_of, seen.jaccard)
+            judged.append(dup)
+    judged.extend(failure_verdicts(db))
+    replace_verdicts(db, judged)
+    return Counter(j.verdict.reason or "ok" for j in judged)
+
+
+def duplicate_judged(
+    prompt_id: str, verdict: Verdict, kind: str, duplicate_of: str, similarity: float
+) -> Judged:
+    """A valid answer rejected as a `duplicate` or `near_duplicate` of the kept `duplicate_of`."""
+    detail = f"{kind.replace('_', ' ')} of {duplicate_of} (Jaccard {similarity:.2f})"
+    rejected = Verdict(kind, detail, text=verdict.text, messages=verdict.messages)
+    return Judged(prompt_id, rejected, duplicate_of, similarity)
+
+
+def failure_verdicts(db: sqlite3.Connection) -> list[Judged]:
+    """Prompts that never got an answer are missing from the dataset too: say why."""
+    judged = []
     for prompt_id, error in db.execute(
         "SELECT id, last_error FROM prompts WHERE status = 'failed' ORDER BY idx"
     ):
@@ -137,12 +153,16 @@ def clean_store(db: sqlite3.Connection, cleaner: Cleaner, threshold: float) -> C
         if reason != "corrupt_line":
             reason, detail = "request_failed", error or ""
         judged.append(Judged(prompt_id, Verdict(reason, detail)))
+    return judged
+
+
+def replace_verdicts(db: sqlite3.Connection, judged: Iterable[Judged]) -> None:
+    """All verdicts of a run at once: readers see the old set or the new one, never a mix."""
     with db:
         db.execute("BEGIN IMMEDIATE")
         db.execute("DELETE FROM verdicts")
         for item in judged:
             save_verdict(db, item)
-    return Counter(j.verdict.reason or "ok" for j in judged)
 
 
 def rejects_summary(counts: Counter[str]) -> str:

@@ -1,6 +1,8 @@
 """`factory`: prompts from templates and word lists, then generations from LLMs."""
 
+import glob
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +27,7 @@ from factory.paths import PRICES_FILE, TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import load_prices
 from factory.prompts import PromptSet, parse_overrides
 from factory.runconfig import RunFile, load_config, read_run_file
+from factory.scale import scale_advice
 from factory.stats import compute_stats, format_stats
 from factory.store import RunStore
 from factory.templates import PromptTemplate, template_path
@@ -281,13 +284,52 @@ def clean(
     min_cmi: MinCmi = 5.0,
     dedup_threshold: Threshold = 0.8,
     prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="Clean on datatrove: local, slurm or ray (pip install -e '.[scale]')."),
+    ] = None,
+    tasks: Annotated[int, typer.Option(help="--executor: tasks the input is split into.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="--executor: tasks at once.")] = None,
+    mem_gb: Annotated[float, typer.Option(help="slurm, ray: memory per task (GB).")] = 2.0,
+    slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
+    slurm_time: Annotated[str, typer.Option(help="slurm: time limit per task.")] = "24:00:00",
+    ray_address: Annotated[
+        str | None, typer.Option(help="ray: cluster address (default: start one here).")
+    ] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="--executor: work folder (default: RUN/scale-work).")
+    ] = None,
 ) -> None:
     """Validate and deduplicate answers; every rejection is kept with a reason code.
 
+    With --executor the same checks and deduplication run as datatrove pipelines over a run
+    folder or files (a glob in quotes), with memory bounded per task.
+
     Examples: factory clean runs/hindi-gpt-4o-mini-seed0
               factory clean stories.jsonl --lang hindi --out runs/my-stories
+              factory clean 'data/*.parquet' --lang hindi --executor local --tasks 8
     """
     limits = _limits(min_words, max_words, min_script_share, min_cmi)
+    if executor is not None:
+        from factory.scale.pipeline import ScaleOptions, clean_at_scale
+
+        options = ScaleOptions.from_flags(
+            executor=executor,
+            tasks=tasks,
+            workers=workers,
+            mem_gb=mem_gb,
+            slurm_partition=slurm_partition,
+            slurm_time=slurm_time,
+            ray_address=ray_address,
+            work=work,
+        )
+        result = clean_at_scale(str(source), lang, out, column, limits, dedup_threshold, options)
+        print(result.summary())
+        if result.finished:
+            _print_stats_and_check(result.run_dir, prices)
+        return
+    if glob.has_magic(str(source)):
+        raise KahaniError(f"{source}: a glob is read by the distributed path; add --executor local")
     run_dir = source
     if not (source / "config.json").is_file():
         if lang is None:
@@ -301,11 +343,25 @@ def clean(
     config = load_config(run_dir)
     store = RunStore(run_dir / "store.sqlite")
     try:
+        if advice := scale_advice(store.counts().done):
+            print(advice)
         counts = clean_store(store.db, Cleaner.for_run(config, limits), dedup_threshold)
         print(format_stats(compute_stats(store.db, config, load_prices(prices))))
     finally:
         store.close()
     require_kept(counts)
+
+
+def _print_stats_and_check(run_dir: Path, prices: Path) -> None:
+    """After a distributed clean: the same summary, and the same failure on an empty result."""
+    config = load_config(run_dir)
+    store = RunStore(run_dir / "store.sqlite")
+    try:
+        stats = compute_stats(store.db, config, load_prices(prices))
+    finally:
+        store.close()
+    print(format_stats(stats))
+    require_kept(stats.rejects + Counter(ok=stats.kept))
 
 
 @app.command("export")

@@ -36,7 +36,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        # Batch by batch: a file of millions of rows is never all in memory at once.
+        batches = pq.ParquetFile(path).iter_batches(batch_size=4096)
+        rows = (row for batch in batches for row in batch.to_pylist())
+        for number, row in enumerate(rows, start=1):
             yield number, row, ""
     elif path.suffix in (".jsonl", ".json"):
         with path.open(encoding="utf-8", errors="replace") as f:
@@ -105,21 +108,8 @@ def import_file(
         if row is None:
             corrupt.append((f"line-{number}", number, problem))
             continue
-        prompt_id = str(row.get("id") or _content_id(row))
-        variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
+        prompt_id, variables, answer = imported_row(row, language, column, now)
         prompts.append((prompt_id, number, variables, [], f"import:{prompt_id}"))
-        answer = Answer(
-            text=answer_of(row, language, column),
-            finish_reason=row.get("finish_reason"),
-            prompt_tokens=0,
-            completion_tokens=0,
-            model=str(row.get("model") or "unknown"),
-            provider="import",
-            latency_s=None,
-            attempts=1,
-            started_at=now,
-            finished_at=now,
-        )
         answers.append((prompt_id, answer))
     store.add_prompts(prompts)
     for prompt_id, answer in answers:
@@ -129,6 +119,27 @@ def import_file(
         store.save_failure(pid, 1, f"corrupt_line: {problem}")
     store.close()
     return len(answers), len(corrupt)
+
+
+def imported_row(
+    row: dict, language: Language, column: str | None, now: float
+) -> tuple[str, dict, Answer]:
+    """(prompt id, variables, answer) of one readable input row, as the run store keeps it."""
+    prompt_id = str(row.get("id") or _content_id(row))
+    variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
+    answer = Answer(
+        text=answer_of(row, language, column),
+        finish_reason=row.get("finish_reason"),
+        prompt_tokens=0,
+        completion_tokens=0,
+        model=str(row.get("model") or "unknown"),
+        provider="import",
+        latency_s=None,
+        attempts=1,
+        started_at=now,
+        finished_at=now,
+    )
+    return prompt_id, variables, answer
 
 
 def import_config(path: Path, language: Language, name: str, rows: int) -> RunConfig:

@@ -10,7 +10,7 @@ All live in the work folder (`<run>/scale-work/` unless `--work` says otherwise)
     keys/band_<b>/<rank>.bin        stage 1: (band key, loc) sorted by key, one file per band
     keys/exact/<rank>.bin           stage 1: (exact key, loc) sorted by key
     keys/ids/<rank>.bin             stage 1, files only: (id hash, row hash, order) by key
-    events/<kind>-<split>.parquet   stage 2: verified pairs, exact copies, repeated ids,
+    events/<kind>-<rank>.parquet    stage 2: verified pairs, exact copies, repeated ids,
                                     sorted by the order of the document they are about
     dups.parquet                    stage 3: the duplicate verdicts, in prompt order
     logs/<stage>/                   datatrove's task logs, stats and completion markers

@@ -1,6 +1,6 @@
 """`factory clean --executor ...`: plan the work folder, then run the four stages on datatrove.
 
-    signatures (N tasks) -> buckets ((bands + 1 [+ 1]) x N) -> clusters (1) -> write (1)
+    signatures (N tasks) -> buckets (N tasks) -> clusters (1 task) -> write (1 task)
 
 Each stage is a datatrove executor (local processes, a Slurm job array, or Ray tasks) over the
 steps in `stages.py`; a stage starts when every task of the one before has its completion
@@ -87,6 +87,11 @@ def clean_at_scale(
     """Validate and deduplicate a run folder or files on datatrove; the same verdicts as the
     in-process `factory clean`, written into the same run store."""
     require_datatrove()
+    if options.executor == "slurm":
+        if not options.slurm_partition:
+            raise KahaniError("--executor slurm needs --slurm-partition")
+        if not shutil.which("sbatch"):
+            raise KahaniError("--executor slurm: no sbatch on PATH; run this on a Slurm login node")
     job = plan(source, lang, out, column, limits, threshold, options.tasks, options.work)
     stages = _stages(job)
     if options.executor == "slurm":
@@ -240,7 +245,7 @@ def _stages(job) -> list[tuple[str, list, int]]:
     read = [stages.ReadInput(job), stages.Validate(job), records, stages.Signatures(job)]
     return [
         ("signatures", read, job.tasks),
-        ("buckets", [stages.Buckets(job)], len(job.kinds()) * job.tasks),
+        ("buckets", [stages.Buckets(job)], job.tasks),
         ("clusters", [stages.Clusters(job)], 1),
         ("write", [stages.WriteRun(job)], 1),
     ]
@@ -287,10 +292,6 @@ def _executor(options: ScaleOptions, job, name: str, pipeline: list, tasks: int,
 
 
 def _submit_to_slurm(stages: list, job, options: ScaleOptions) -> None:
-    if not options.slurm_partition:
-        raise KahaniError("--executor slurm needs --slurm-partition")
-    if not shutil.which("sbatch"):
-        raise KahaniError("--executor slurm: sbatch is not on PATH; run this on a Slurm login node")
     last = None
     for name, pipeline, tasks in stages:
         last = _executor(options, job, name, pipeline, tasks, depends=last)

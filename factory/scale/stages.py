@@ -3,9 +3,9 @@
 1. signatures (N tasks): read a share of the input in prompt order, validate each answer
    (`Validate`: kahani's checks), write every row with its verdict (datatrove's ParquetWriter),
    and for each valid document its exact key, LSH band keys and shingles (`Signatures`).
-2. buckets ((bands + 1 [+ 1]) x N tasks): each task takes one kind of key (one band, the exact
-   key, or for files the row id) and a 1/N slice of its range, and turns runs of equal keys into
-   events: verified pairs, exact copies, repeated rows (`Buckets`).
+2. buckets (N tasks): each task takes a 1/N slice of the key range and, one kind of key at a
+   time (each band, the exact key, for files the row id), turns runs of equal keys into events:
+   verified pairs, exact copies, repeated rows (`Buckets`).
 3. clusters (1 task): the in-process greedy rule over the events, in prompt order (`Clusters`).
 4. write (1 task): verdicts into the run store, and for files the rows themselves (`WriteRun`).
 
@@ -47,7 +47,7 @@ class Job:
     language: str
     limits: Limits
     threshold: float
-    tasks: int  # signature tasks; also the number of key-range slices in the buckets stage
+    tasks: int  # tasks of the signatures stage, and of the buckets stage (key-range slices)
     files: tuple[str, ...] = ()  # input files, in prompt order; empty for a run folder
     column: str | None = None
     ranges: tuple[tuple[int, int], ...] = ()  # run folder: prompt-index range of each task
@@ -248,7 +248,7 @@ def _row_hash(answer, variables: dict) -> int:
 
 
 class Buckets(PipelineStep):
-    """One kind of key, one slice of its range: runs of equal keys become events.
+    """One slice of the key range, for every kind of key: runs of equal keys become events.
 
     A band's run is a bucket of candidates. Only the first document of each exact text takes
     part; each pair is verified by its exact Jaccard (the shingles are read back from
@@ -267,23 +267,21 @@ class Buckets(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1):
         job = self.job
         with reported(job, "buckets", rank):
-            kind_no, split = divmod(rank, job.tasks)
-            kind = job.kinds()[kind_no]
-            lo, hi = split * 2**64 // job.tasks, (split + 1) * 2**64 // job.tasks
-            dtype = formats.IDS if kind == "ids" else formats.KEY
-            records = formats.read_key_range(job.key_files(kind), dtype, lo, hi)
-            runs = formats.equal_key_runs(records["key"])
-            if kind == "ids":
-                events = list(self._repeated_rows(records, runs))
-            else:
-                reader = formats.DocReader(job.work / "docs", job.hasher.bands)
-                if kind == "exact":
+            lo, hi = rank * 2**64 // world_size, (rank + 1) * 2**64 // world_size
+            reader = formats.DocReader(job.work / "docs", job.hasher.bands)
+            for kind in job.kinds():  # one kind's slice in memory at a time
+                dtype = formats.IDS if kind == "ids" else formats.KEY
+                records = formats.read_key_range(job.key_files(kind), dtype, lo, hi)
+                runs = formats.equal_key_runs(records["key"])
+                if kind == "ids":
+                    events = list(self._repeated_rows(records, runs))
+                elif kind == "exact":
                     events = list(self._copies(records, runs, reader))
                 else:
                     events = list(self._pairs(records, runs, reader, int(kind[5:])))
-                reader.close()
-            self.stat_update("events", value=len(events))
-            formats.write_events(job.work / "events" / f"{kind}-{split:05d}.parquet", events)
+                self.stat_update("events", value=len(events))
+                formats.write_events(job.work / "events" / f"{kind}-{rank:05d}.parquet", events)
+            reader.close()
         yield from ()
 
     def _pairs(self, records, runs, reader, band: int) -> Iterator[formats.Event]:

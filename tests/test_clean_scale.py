@@ -273,7 +273,7 @@ def test_a_killed_run_started_again_loses_and_duplicates_nothing(tmp_path):
     again = run_cli("factory", *args[1:])
     assert again.returncode == 0, again.stderr
     assert "resuming the distributed clean" in again.stdout
-    assert f"Skipping {len(done)} already completed tasks" in again.stderr
+    assert f"signatures 4 tasks ({len(done)} done before)" in again.stdout
     assert store_tables(tmp_path / "run") == store_tables(tmp_path / "in-process")
 
 

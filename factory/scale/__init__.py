@@ -45,3 +45,18 @@ def scale_advice(answers: int, available: int | None = None) -> str | None:
         f"deduplicate ({available / 2**30:.1f} GiB available); `--executor local --tasks 4` "
         f"bounds memory per task, and slurm or ray spread it over machines ({INSTALL_HINT})"
     )
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM). Unlike getrusage's ru_maxrss, which Linux
+    carries across exec, it starts again in a new program."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -324,6 +324,10 @@ def read_task_notes(folder: Path) -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
 
 
+def count_records(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
+
+
 def _rows(path: Path) -> Iterator[tuple]:
     for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]

@@ -17,6 +17,9 @@ import json
 import os
 import shutil
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,12 +100,23 @@ def clean_at_scale(
     if options.executor == "slurm":
         _submit_to_slurm(stages, job, options)
         return ScaleResult(job.run_dir, False, {}, job.work)
-    started_ray = _start_ray(options) if options.executor == "ray" else False
+    started_ray = False
     try:
+        if options.executor == "ray":
+            with _console_to(job.work / "logs" / "ray.log"):
+                started_ray = _start_ray(options)
         for name, pipeline, tasks in stages:
             executor = _executor(options, job, name, pipeline, tasks)
-            executor.run()
+            done = tasks - len(executor.get_incomplete_ranks())
+            start = time.perf_counter()
+            with _console_to(job.work / "logs" / f"{name}.log"):
+                executor.run()
             _check_complete(executor, job, name)
+            print(
+                f"{name:<10} {tasks:,} task{'s' if tasks > 1 else ''}"
+                + (f" ({done:,} done before)" if done else "")
+                + f": {time.perf_counter() - start:,.1f} s"
+            )
     finally:
         if started_ray:
             import ray
@@ -317,6 +331,23 @@ def _start_ray(options: ScaleOptions) -> bool:
         **({"num_cpus": options.workers or options.tasks} if options.ray_address is None else {}),
     )
     return True
+
+
+@contextmanager
+def _console_to(path: Path) -> Iterator[None]:
+    """datatrove logs every task to the console (and to its own files under logs/): send that
+    console output to a file, so the command prints a line per stage and a user error stays
+    one `error:` line."""
+    from datatrove.utils.logging import setup_default_logger
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log, redirect_stderr(log):
+        setup_default_logger()  # loguru's default sink, now writing to the file
+        try:
+            yield
+        finally:
+            log.flush()
+    setup_default_logger()
 
 
 def _check_complete(executor, job, name: str) -> None:

@@ -89,14 +89,16 @@ def save_cleaned(run_dir: Path, rows: Callable[[], Iterator[CleanRow]], imported
                 (r.judged.prompt_id, r.index, r.variables or {}, [], f"import:{r.judged.prompt_id}")
                 for r in rows()
             )
+            failures = []  # unreadable lines: few, each saved as the importer saves it
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 for r in rows():
                     if r.answer is not None:
                         _save_answer(db, r.judged.prompt_id, r.answer)
-            for r in rows():
-                if r.failure is not None:
-                    store.save_failure(r.judged.prompt_id, 1, r.failure)
+                    elif r.failure is not None:
+                        failures.append((r.judged.prompt_id, r.failure))
+            for prompt_id, failure in failures:
+                store.save_failure(prompt_id, 1, failure)
         answered = (r.judged for r in rows() if r.failure is None)
         # Failures last, as clean_store appends them: a failed prompt's verdict says why.
         replace_verdicts(db, _then(answered, lambda: failure_verdicts(db)))

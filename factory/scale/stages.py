@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import heapq
 import json
-import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from factory.dedup import Deduplicator, MinHasher, jaccard
 from factory.errors import KahaniError
 from factory.importer import imported_row, read_rows
 from factory.languages import get_language
-from factory.scale import formats, runstore
+from factory.scale import formats, peak_rss_bytes, runstore
 from factory.scale.clusters import RepeatedId, greedy_duplicates
 from factory.validate import Limits, Verdict
 
@@ -88,8 +87,8 @@ def reported(job: Job, stage: str, rank: int) -> Iterator[None]:
     except KahaniError as err:
         formats.write_task_note(job.work / "errors" / f"{stage}-{rank:05d}.txt", str(err))
         raise
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    formats.write_task_note(job.work / "memory" / stage / f"{rank:05d}.txt", str(peak))
+    peak = str(peak_rss_bytes())
+    formats.write_task_note(job.work / "memory" / stage / f"{rank:05d}.txt", peak)
 
 
 # Stage 1: signatures ------------------------------------------------------------------------
@@ -403,7 +402,7 @@ class WriteRun(PipelineStep):
                 from factory.importer import import_config
                 from factory.runconfig import save_config
 
-                rows = sum(1 for _ in self._records())
+                rows = sum(formats.count_records(p) for p in self._record_paths())
                 config = import_config(
                     Path(job.pattern), get_language(job.language), job.run_dir.name, rows
                 )
@@ -412,9 +411,12 @@ class WriteRun(PipelineStep):
             runstore.save_cleaned(job.run_dir, self._rows, job.imported)
         yield from ()
 
+    def _record_paths(self) -> list[Path]:
+        return [self.job.work / "records" / f"{r:05d}.parquet" for r in range(self.job.tasks)]
+
     def _records(self) -> Iterator[dict]:
-        paths = [self.job.work / "records" / f"{r:05d}.parquet" for r in range(self.job.tasks)]
-        return heapq.merge(*(formats.read_records(p) for p in paths), key=lambda r: r["order"])
+        readers = (formats.read_records(p) for p in self._record_paths())
+        return heapq.merge(*readers, key=lambda r: r["order"])
 
     def _rows(self) -> Iterator[runstore.CleanRow]:
         """Records joined with the duplicate verdicts, both in prompt order."""

@@ -1,0 +1,194 @@
+"""Cleaning past one process: the in-process `factory clean` against the distributed path
+(datatrove's local executor) with 1 and 2 tasks, side by side in one run.
+
+Input: synthetic Devanagari stories with 10% planted near-duplicates (bench/devanagari_corpus.py,
+the dedup benchmark's generator), written as JSONL. Each contender runs in a fresh process:
+
+- distributed from JSONL, 2 tasks: `factory.scale.pipeline.clean_at_scale` straight from the
+  file; it writes the run folder (rows in bulk, then verdicts) that the others start from
+- in-process: `factory.clean.clean_store` on a copy of that run folder, the default path
+- distributed, 1 task / 2 tasks: `clean_at_scale` on a copy of the run folder, local executor
+
+`factory clean FILE` without --executor first imports the file with `factory.importer`, one
+transaction (and disk sync) per row; its rows/s are measured on the first 20,000 rows and
+printed, since importing a million rows that way is itself the slow part.
+
+Printed per size: documents/s and the ratio to in-process, the peak RSS of the largest process
+(driver and task processes alike), recall/precision of the removed documents on planted
+near-duplicates (a planted copy is a positive when its true Jaccard with its source reaches the
+threshold), and whether every contender kept exactly the in-process set. Then, across the two
+largest sizes, the memory each contender adds per extra kept document: how its cost grows.
+
+    pip install -e ".[scale]"
+    python bench/clean_scale.py                         # 100,000 and 1,000,000 documents
+    python bench/clean_scale.py --sizes 20000 100000    # quicker
+"""
+
+import argparse
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from devanagari_corpus import make_corpus
+
+from factory.clean import Cleaner, clean_store
+from factory.dedup import jaccard, shingles
+from factory.importer import import_file
+from factory.languages import get_language
+from factory.runconfig import load_config
+from factory.scale import peak_rss_bytes
+from factory.store import RunStore
+from factory.validate import Limits
+
+CONTENDERS = {  # name -> tasks (None: in-process); the first one makes the run folder
+    "distributed from JSONL, 2 tasks": 2,
+    "in-process": None,
+    "distributed, 1 task": 1,
+    "distributed, 2 tasks": 2,
+}
+SHOWN = [
+    "in-process",
+    "distributed, 1 task",
+    "distributed, 2 tasks",
+    "distributed from JSONL, 2 tasks",
+]
+IMPORT_SAMPLE = 20_000
+
+
+def run_contender(name: str, run_dir: Path, source: Path, threshold: float) -> dict:
+    """Inside a fresh process: clean, and report seconds and peak RSS of every process."""
+    from factory.scale.pipeline import ScaleOptions, clean_at_scale
+
+    start = time.perf_counter()
+    task_peak = 0  # the largest of the task processes (the driver may run tasks itself)
+    if CONTENDERS[name] is None:
+        store = RunStore(run_dir / "store.sqlite")
+        clean_store(store.db, Cleaner.for_run(load_config(run_dir), Limits()), threshold)
+        store.close()
+    else:
+        options = ScaleOptions(executor="local", tasks=CONTENDERS[name])
+        if "JSONL" in name:
+            lang, out, given = "hindi", run_dir, str(source)
+        else:
+            lang, out, given = None, None, str(run_dir)
+        result = clean_at_scale(given, lang, out, None, Limits(), threshold, options)
+        task_peak = max(result.peak_rss.values())
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak": max(peak_rss_bytes(), task_peak)}
+
+
+def removed_and_kept(run_dir: Path) -> tuple[set[int], int]:
+    """Indices of documents removed as (near-)duplicates, and the number kept."""
+    db = sqlite3.connect(run_dir / "store.sqlite")
+    try:
+        removed = {
+            int(pid[1:])
+            for (pid,) in db.execute(
+                "SELECT prompt_id FROM verdicts WHERE reason IN ('duplicate', 'near_duplicate')"
+            )
+        }
+        (kept,) = db.execute("SELECT COUNT(*) FROM verdicts WHERE reason IS NULL").fetchone()
+    finally:
+        db.close()
+    return removed, kept
+
+
+def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
+    texts, planted = make_corpus(n)
+    positives = {
+        copy
+        for copy, original in planted.items()
+        if jaccard(shingles(texts[copy]), shingles(texts[original])) >= threshold
+    }
+    source = root / f"stories-{n}.jsonl"
+    with source.open("w", encoding="utf-8") as f:
+        for i, text in enumerate(texts):
+            f.write(json.dumps({"id": f"d{i}", "text": text}, ensure_ascii=False) + "\n")
+    sample = root / "sample.jsonl"
+    sample.write_text("".join(source.read_text().splitlines(keepends=True)[:IMPORT_SAMPLE]))
+    start = time.perf_counter()
+    import_file(sample, get_language("hindi"), root / "sample", None)
+    import_rate = min(n, IMPORT_SAMPLE) / (time.perf_counter() - start)
+    shutil.rmtree(root / "sample")
+    del texts
+    print(
+        f"\n{n:,} docs, {len(planted):,} planted copies, {len(positives):,} positives; "
+        f"the importer stores {import_rate:,.0f} rows/s ({n / import_rate / 60:,.1f} min for all)"
+    )
+
+    results: dict[str, dict] = {}
+    made = root / f"from-jsonl-{n}"
+    for name in CONTENDERS:
+        run_dir = made
+        if "JSONL" not in name:
+            run_dir = root / f"{name.replace(' ', '_').replace(',', '')}-{n}"
+            shutil.copytree(made, run_dir)
+        command = [sys.executable, __file__, "--contender", name, str(run_dir), str(source)]
+        out = subprocess.run(
+            [*command, "--threshold", str(threshold)], capture_output=True, text=True, check=False
+        )
+        if out.returncode != 0:
+            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        removed, kept = removed_and_kept(run_dir)
+        tp = len(removed & positives)
+        result |= {
+            "rate": n / result["seconds"],
+            "recall": tp / max(len(positives), 1),
+            "precision": tp / max(len(removed), 1),
+            "kept": kept,
+            "removed": removed,
+        }
+        results[name] = result
+        if run_dir != made:
+            shutil.rmtree(run_dir)
+    shutil.rmtree(made)
+    source.unlink()
+
+    base = results["in-process"]
+    print(
+        f"{'':33} {'docs/s':>8} {'vs in-process':>14} {'peak MiB/process':>17} "
+        f"{'recall':>7} {'precision':>9} {'same kept set':>14}"
+    )
+    for name in SHOWN:
+        r = results[name]
+        same = "yes" if r["removed"] == base["removed"] and r["kept"] == base["kept"] else "NO"
+        print(
+            f"{name:33} {r['rate']:8,.0f} {r['rate'] / base['rate']:13.2f}x "
+            f"{r['peak'] / 2**20:17,.0f} {r['recall']:7.4f} {r['precision']:9.4f} {same:>14}"
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--contender", nargs=3, metavar=("NAME", "RUN_DIR", "SOURCE"))
+    args = parser.parse_args()
+    if args.contender:
+        name, run_dir, source = args.contender
+        print(json.dumps(run_contender(name, Path(run_dir), Path(source), args.threshold)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="clean-scale-") as tmp:
+        by_size = {n: bench_size(n, args.threshold, Path(tmp)) for n in sorted(args.sizes)}
+    if len(by_size) >= 2:
+        small, large = sorted(by_size)[-2:]
+        print(f"\nmemory added per extra kept document, {small:,} -> {large:,} documents:")
+        for name in SHOWN:
+            a, b = by_size[small][name], by_size[large][name]
+            per_doc = (b["peak"] - a["peak"]) / max(b["kept"] - a["kept"], 1)
+            print(
+                f"{name:33} {per_doc:8,.0f} bytes  ({a['peak'] / 2**20:,.0f} -> "
+                f"{b['peak'] / 2**20:,.0f} MiB)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -10,9 +10,10 @@ All live in the work folder (`<run>/scale-work/` unless `--work` says otherwise)
     keys/band_<b>/<rank>.bin        stage 1: (band key, loc) sorted by key, one file per band
     keys/exact/<rank>.bin           stage 1: (exact key, loc) sorted by key
     keys/ids/<rank>.bin             stage 1, files only: (id hash, row hash, order) by key
-    events/<kind>-<rank>.parquet    stage 2: verified pairs, exact copies, repeated ids,
-                                    sorted by the order of the document they are about
+    events/<kind>-<rank>-<n>.parquet  stage 2: verified pairs, exact copies, repeated ids,
+                                    each file sorted by the order of the document concerned
     dups.parquet                    stage 3: the duplicate verdicts, in prompt order
+    errors/, memory/, notes/        one-line notes from tasks for the command to print
     logs/<stage>/                   datatrove's task logs, stats and completion markers
 
 `order` is a document's place in prompt order: the prompt index for a run folder, and
@@ -254,15 +255,41 @@ class DocReader:
 # Stage 2 and 3: events and duplicate verdicts ----------------------------------------------
 
 
-def write_events(path: Path, events: list[Event]) -> None:
-    """One buckets task's events, sorted by (order, kind, other); written whole, then renamed,
-    so a killed task never leaves a file that looks complete."""
-    events.sort(key=lambda e: (e[0], e[1], e[2]))
-    columns = list(zip(*events, strict=True)) if events else [[] for _ in EVENT_SCHEMA]
-    table = pa.table(
-        {f.name: pa.array(col, type=f.type) for f, col in zip(EVENT_SCHEMA, columns, strict=True)}
-    )
-    _write_table(path, table)
+class EventWriter:
+    """One buckets task's events of one kind: `events/<kind>-<rank>-<chunk>.parquet`, each chunk
+    sorted by (order, kind, other) and at most `chunk` events, so a task's memory stays bounded
+    however many pairs its buckets verify. Chunks are written under a temporary name and
+    renamed, so a killed task never leaves a file that looks complete."""
+
+    def __init__(self, folder: Path, name: str, chunk: int = 250_000) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob(f"{name}-*.parquet"):  # from an earlier, killed attempt
+            old.unlink()
+        self.folder, self.name, self.chunk = folder, name, chunk
+        self.events: list[Event] = []
+        self.chunks = self.count = 0
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+        self.count += 1
+        if len(self.events) == self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.events.sort(key=lambda e: (e[0], e[1], e[2]))
+        columns = (
+            list(zip(*self.events, strict=True)) if self.events else [[] for _ in EVENT_SCHEMA]
+        )
+        table = pa.table(
+            {f.name: pa.array(c, type=f.type) for f, c in zip(EVENT_SCHEMA, columns, strict=True)}
+        )
+        _write_table(self.folder / f"{self.name}-{self.chunks:05d}.parquet", table)
+        self.chunks += 1
+        self.events = []
+
+    def close(self) -> None:
+        if self.events or not self.chunks:
+            self._flush()
 
 
 def read_events(path: Path) -> Iterator[Event]:
@@ -311,8 +338,8 @@ def read_records(path: Path) -> Iterator[dict]:
 
 
 def write_task_note(path: Path, text: str) -> None:
-    """`errors/<stage>-<rank>.txt` (a task's KahaniError) or `memory/<stage>/<rank>.txt` (its
-    peak RSS in bytes)."""
+    """`errors/<stage>-<rank>.txt` (a task's KahaniError), `memory/<stage>/<rank>.txt` (its
+    peak RSS in bytes) or `notes/skipped.txt` (how many repeated input rows were kept once)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 

@@ -67,15 +67,31 @@ class ScaleResult:
     finished: bool  # False: the stages were submitted to Slurm and run later
     peak_rss: dict[str, int]  # stage -> largest peak RSS of its processes, in bytes
     work: Path
+    skipped: int = 0  # input rows repeating an earlier row (same id and content), kept once
 
     def summary(self) -> str:
+        run, work = _shown(self.run_dir), _shown(self.work)
         if not self.finished:
             return (
-                f"submitted the four stages to Slurm; logs in {self.work / 'logs'}; when the "
-                f"last job ends: factory stats {self.run_dir} (then delete {self.work})"
+                f"submitted the four stages to Slurm; logs in {work}/logs; when the last job "
+                f"ends: factory stats {run} (then delete {work})"
             )
         peaks = ", ".join(f"{s} {b / 2**20:,.0f}" for s, b in self.peak_rss.items())
-        return f"cleaned  {self.run_dir}; peak MiB per process: {peaks}"
+        lines = [f"cleaned  {run}; peak MiB per process: {peaks}"]
+        if self.skipped:
+            lines.append(
+                f"note: {self.skipped:,} rows repeat an earlier row (same id and content) "
+                "and are kept once, as `factory clean FILE` keeps them"
+            )
+        return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def clean_at_scale(
@@ -127,8 +143,9 @@ def clean_at_scale(
         for stage in STAGES
         if (notes := formats.read_task_notes(job.work / "memory" / stage))
     }
+    skipped = int(formats.read_task_notes(job.work / "notes").get("skipped", 0))
     shutil.rmtree(job.work)
-    return ScaleResult(job.run_dir, True, peak, job.work)
+    return ScaleResult(job.run_dir, True, peak, job.work, skipped)
 
 
 def plan(

@@ -273,13 +273,16 @@ class Buckets(PipelineStep):
                 records = formats.read_key_range(job.key_files(kind), dtype, lo, hi)
                 runs = formats.equal_key_runs(records["key"])
                 if kind == "ids":
-                    events = list(self._repeated_rows(records, runs))
+                    events = self._repeated_rows(records, runs)
                 elif kind == "exact":
-                    events = list(self._copies(records, runs, reader))
+                    events = self._copies(records, runs, reader)
                 else:
-                    events = list(self._pairs(records, runs, reader, int(kind[5:])))
-                self.stat_update("events", value=len(events))
-                formats.write_events(job.work / "events" / f"{kind}-{rank:05d}.parquet", events)
+                    events = self._pairs(records, runs, reader, int(kind[5:]))
+                writer = formats.EventWriter(job.work / "events", f"{kind}-{rank:05d}")
+                for event in events:
+                    writer.add(event)
+                writer.close()
+                self.stat_update("events", value=writer.count)
             reader.close()
         yield from ()
 
@@ -366,10 +369,12 @@ class Clusters(PipelineStep):
                 *(formats.read_events(f) for f in files), key=lambda e: (e[0], e[1], e[2])
             )
             writer = formats.DupWriter(job.work / "dups.parquet")
+            skipped = 0
             try:
                 for dup in greedy_duplicates(events):
                     writer.add(*dup)
                     self.stat_update(dup[1])
+                    skipped += dup[1] == "skip"
             except RepeatedId as repeat:
                 later, first = repeat.args
                 raise KahaniError(
@@ -377,6 +382,7 @@ class Clusters(PipelineStep):
                     "give every row its own id (or none: rows without one get a content hash)"
                 ) from None
             writer.close()
+            formats.write_task_note(job.work / "notes" / "skipped.txt", str(skipped))
         yield from ()
 
 

@@ -385,6 +385,10 @@ def test_executor_flags_are_checked_with_one_line_errors(tmp_path):
     assert_one_line_error(globbed, "add --executor local")
     nothing = run_cli("factory", "clean", "none/*.jsonl", "--lang", "hindi", "--executor", "local")
     assert_one_line_error(nothing, "matches no file")
+    no_out = run_cli(
+        "factory", "clean", f"{CORPUS}/*.jsonl", "--lang", "hindi", "--executor", "local"
+    )
+    assert_one_line_error(no_out, "give --out")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     work = run_cli(

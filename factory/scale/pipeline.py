@@ -13,6 +13,7 @@ is cleared and the clean starts over).
 
 import dataclasses
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +34,9 @@ from factory.languages import Language, get_language
 from factory.runconfig import load_config
 from factory.scale import formats, require_datatrove, runstore
 from factory.validate import Limits
+
+if TYPE_CHECKING:
+    from factory.scale.stages import Job
 
 STAGES = ("signatures", "buckets", "clusters", "write")
 
@@ -111,10 +115,13 @@ def clean_at_scale(
             raise KahaniError("--executor slurm needs --slurm-partition")
         if not shutil.which("sbatch"):
             raise KahaniError("--executor slurm: no sbatch on PATH; run this on a Slurm login node")
+    if options.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise KahaniError("--executor ray needs ray: pip install ray")
     job = plan(source, lang, out, column, limits, threshold, options.tasks, options.work)
     stages = _stages(job)
     if options.executor == "slurm":
-        _submit_to_slurm(stages, job, options)
+        with _console_to(job.work / "logs" / "slurm.log"):
+            _submit_to_slurm(stages, job, options)
         return ScaleResult(job.run_dir, False, {}, job.work)
     started_ray = False
     try:
@@ -157,7 +164,7 @@ def plan(
     threshold: float,
     tasks: int,
     work: Path | None,
-):
+) -> "Job":
     """Resolve the input, build the Job every task receives, and prepare the work folder."""
     from factory.scale.stages import Job
 
@@ -177,10 +184,9 @@ def plan(
         language_ = get_language(lang)
         language = language_.name
         _check_first_row(files, language_, column, source)
-        default = (
-            Path("runs") / f"{Path(files[0]).stem if len(files) == 1 else path.parent.name}-clean"
-        )
-        run_dir = (out or default).resolve()
+        if out is None and glob.has_magic(source):
+            raise KahaniError(f"{source}: give --out, the run folder to create for these files")
+        run_dir = (out or Path("runs") / f"{path.stem}-clean").resolve()
         cleaner = Cleaner.for_run(import_config(path, language_, run_dir.name, 1), limits)
         fingerprint = {"files": [_file_stamp(f) for f in files]}
         ranges = ()
@@ -332,13 +338,11 @@ def _submit_to_slurm(stages: list, job, options: ScaleOptions) -> None:
 def _start_ray(options: ScaleOptions) -> bool:
     """Connect to --ray-address, or start a Ray instance on this machine for this run only,
     listening on 127.0.0.1 (Ray binds the node's address otherwise). True if we started it."""
-    try:
-        if options.ray_address is None:
-            # Read by ray at import: a single-machine instance on the loopback address.
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        import ray
-    except ImportError:
-        raise KahaniError("--executor ray needs ray: pip install ray") from None
+    if options.ray_address is None:
+        # Read by ray at import: a single-machine instance on the loopback address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
     if ray.is_initialized():
         return False
     ray.init(

@@ -25,6 +25,7 @@ largest sizes, the memory each contender adds per extra kept document: how its c
 """
 
 import argparse
+import itertools
 import json
 import shutil
 import sqlite3
@@ -98,27 +99,38 @@ def removed_and_kept(run_dir: Path) -> tuple[set[int], int]:
     return removed, kept
 
 
-def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
+def make_input(n: int, threshold: float, source: Path) -> None:
+    """Inside a fresh process (the texts take GBs at a million): write the JSONL and, beside it,
+    the planted copies and the positives."""
     texts, planted = make_corpus(n)
-    positives = {
+    positives = [
         copy
         for copy, original in planted.items()
         if jaccard(shingles(texts[copy]), shingles(texts[original])) >= threshold
-    }
-    source = root / f"stories-{n}.jsonl"
+    ]
     with source.open("w", encoding="utf-8") as f:
         for i, text in enumerate(texts):
             f.write(json.dumps({"id": f"d{i}", "text": text}, ensure_ascii=False) + "\n")
+    truth = {"planted": len(planted), "positives": positives}
+    source.with_suffix(".truth.json").write_text(json.dumps(truth))
+
+
+def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
+    source = root / f"stories-{n}.jsonl"
+    _in_fresh_process("--make", str(n), str(source), "--threshold", str(threshold))
+    truth = json.loads(source.with_suffix(".truth.json").read_text())
+    positives = set(truth["positives"])
     sample = root / "sample.jsonl"
-    sample.write_text("".join(source.read_text().splitlines(keepends=True)[:IMPORT_SAMPLE]))
+    with source.open(encoding="utf-8") as f, sample.open("w", encoding="utf-8") as out:
+        out.writelines(itertools.islice(f, IMPORT_SAMPLE))
     start = time.perf_counter()
     import_file(sample, get_language("hindi"), root / "sample", None)
     import_rate = min(n, IMPORT_SAMPLE) / (time.perf_counter() - start)
     shutil.rmtree(root / "sample")
-    del texts
     print(
-        f"\n{n:,} docs, {len(planted):,} planted copies, {len(positives):,} positives; "
-        f"the importer stores {import_rate:,.0f} rows/s ({n / import_rate / 60:,.1f} min for all)"
+        f"\n{n:,} docs, {truth['planted']:,} planted copies, {len(positives):,} positives; "
+        f"the importer stores {import_rate:,.0f} rows/s ({n / import_rate / 60:,.1f} min for all)",
+        flush=True,
     )
 
     results: dict[str, dict] = {}
@@ -128,13 +140,10 @@ def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
         if "JSONL" not in name:
             run_dir = root / f"{name.replace(' ', '_').replace(',', '')}-{n}"
             shutil.copytree(made, run_dir)
-        command = [sys.executable, __file__, "--contender", name, str(run_dir), str(source)]
-        out = subprocess.run(
-            [*command, "--threshold", str(threshold)], capture_output=True, text=True, check=False
+        out = _in_fresh_process(
+            "--contender", name, str(run_dir), str(source), "--threshold", str(threshold)
         )
-        if out.returncode != 0:
-            sys.exit(f"{name} failed:\n{out.stderr[-3000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.strip().splitlines()[-1])
         removed, kept = removed_and_kept(run_dir)
         tp = len(removed & positives)
         result |= {
@@ -160,9 +169,19 @@ def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
         same = "yes" if r["removed"] == base["removed"] and r["kept"] == base["kept"] else "NO"
         print(
             f"{name:33} {r['rate']:8,.0f} {r['rate'] / base['rate']:13.2f}x "
-            f"{r['peak'] / 2**20:17,.0f} {r['recall']:7.4f} {r['precision']:9.4f} {same:>14}"
+            f"{r['peak'] / 2**20:17,.0f} {r['recall']:7.4f} {r['precision']:9.4f} {same:>14}",
+            flush=True,
         )
     return results
+
+
+def _in_fresh_process(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def main() -> None:
@@ -170,7 +189,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--contender", nargs=3, metavar=("NAME", "RUN_DIR", "SOURCE"))
+    parser.add_argument("--make", nargs=2, metavar=("DOCS", "SOURCE"))
     args = parser.parse_args()
+    if args.make:
+        make_input(int(args.make[0]), args.threshold, Path(args.make[1]))
+        return
     if args.contender:
         name, run_dir, source = args.contender
         print(json.dumps(run_contender(name, Path(run_dir), Path(source), args.threshold)))

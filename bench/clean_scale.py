@@ -13,20 +13,24 @@ the dedup benchmark's generator), written as JSONL. Each contender runs in a fre
 transaction (and disk sync) per row; its rows/s are measured on the first 20,000 rows and
 printed, since importing a million rows that way is itself the slow part.
 
-Printed per size: documents/s and the ratio to in-process, the peak RSS of the largest process
-(driver and task processes alike), recall/precision of the removed documents on planted
-near-duplicates (a planted copy is a positive when its true Jaccard with its source reaches the
-threshold), and whether every contender kept exactly the in-process set. Then, across the two
-largest sizes, the memory each contender adds per extra kept document: how its cost grows.
+Printed per size: documents/s of wall time and the ratio to in-process; CPU seconds per 1,000
+documents over all the contender's processes (the ratio that does not depend on what else the
+machine runs: on shared cores, wall time does); the peak RSS of the largest process (driver and
+task processes alike); recall/precision of the removed documents on planted near-duplicates (a
+planted copy is a positive when its true Jaccard with its source reaches the threshold); and
+whether every contender kept exactly the in-process set. Then, across the two largest sizes,
+the memory each contender adds per extra kept document: how its cost grows.
 
     pip install -e ".[scale]"
     python bench/clean_scale.py                         # 100,000 and 1,000,000 documents
     python bench/clean_scale.py --sizes 20000 100000    # quicker
+    python bench/clean_scale.py --inputs /tmp/corpora   # keep the generated JSONL for next time
 """
 
 import argparse
 import itertools
 import json
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -80,7 +84,11 @@ def run_contender(name: str, run_dir: Path, source: Path, threshold: float) -> d
         result = clean_at_scale(given, lang, out, None, Limits(), threshold, options)
         task_peak = max(result.peak_rss.values())
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak": max(peak_rss_bytes(), task_peak)}
+    cpu = sum(
+        usage.ru_utime + usage.ru_stime  # pool workers are reaped children of this process
+        for usage in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
+    return {"seconds": seconds, "cpu": cpu, "peak": max(peak_rss_bytes(), task_peak)}
 
 
 def removed_and_kept(run_dir: Path) -> tuple[set[int], int]:
@@ -115,9 +123,10 @@ def make_input(n: int, threshold: float, source: Path) -> None:
     source.with_suffix(".truth.json").write_text(json.dumps(truth))
 
 
-def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
-    source = root / f"stories-{n}.jsonl"
-    _in_fresh_process("--make", str(n), str(source), "--threshold", str(threshold))
+def bench_size(n: int, threshold: float, root: Path, inputs: Path) -> dict[str, dict]:
+    source = inputs / f"stories-{n}.jsonl"
+    if not source.with_suffix(".truth.json").is_file():
+        _in_fresh_process("--make", str(n), str(source), "--threshold", str(threshold))
     truth = json.loads(source.with_suffix(".truth.json").read_text())
     positives = set(truth["positives"])
     sample = root / "sample.jsonl"
@@ -157,19 +166,20 @@ def bench_size(n: int, threshold: float, root: Path) -> dict[str, dict]:
         if run_dir != made:
             shutil.rmtree(run_dir)
     shutil.rmtree(made)
-    source.unlink()
 
     base = results["in-process"]
     print(
-        f"{'':33} {'docs/s':>8} {'vs in-process':>14} {'peak MiB/process':>17} "
-        f"{'recall':>7} {'precision':>9} {'same kept set':>14}"
+        f"{'':33} {'docs/s':>7} {'vs in-proc.':>11} {'CPU s/1k docs':>14} {'vs in-proc.':>11} "
+        f"{'peak MiB/process':>17} {'recall':>7} {'precision':>9} {'same kept set':>14}"
     )
     for name in SHOWN:
         r = results[name]
         same = "yes" if r["removed"] == base["removed"] and r["kept"] == base["kept"] else "NO"
+        cpu = r["cpu"] / n * 1000
         print(
-            f"{name:33} {r['rate']:8,.0f} {r['rate'] / base['rate']:13.2f}x "
-            f"{r['peak'] / 2**20:17,.0f} {r['recall']:7.4f} {r['precision']:9.4f} {same:>14}",
+            f"{name:33} {r['rate']:7,.0f} {r['rate'] / base['rate']:10.2f}x {cpu:14.2f} "
+            f"{base['cpu'] / r['cpu']:10.2f}x {r['peak'] / 2**20:17,.0f} {r['recall']:7.4f} "
+            f"{r['precision']:9.4f} {same:>14}",
             flush=True,
         )
     return results
@@ -190,6 +200,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--contender", nargs=3, metavar=("NAME", "RUN_DIR", "SOURCE"))
     parser.add_argument("--make", nargs=2, metavar=("DOCS", "SOURCE"))
+    parser.add_argument("--inputs", type=Path, help="keep (and reuse) the generated JSONL here")
     args = parser.parse_args()
     if args.make:
         make_input(int(args.make[0]), args.threshold, Path(args.make[1]))
@@ -200,7 +211,9 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="clean-scale-") as tmp:
-        by_size = {n: bench_size(n, args.threshold, Path(tmp)) for n in sorted(args.sizes)}
+        inputs = args.inputs or Path(tmp)
+        inputs.mkdir(parents=True, exist_ok=True)
+        by_size = {n: bench_size(n, args.threshold, Path(tmp), inputs) for n in sorted(args.sizes)}
     if len(by_size) >= 2:
         small, large = sorted(by_size)[-2:]
         print(f"\nmemory added per extra kept document, {small:,} -> {large:,} documents:")

@@ -1,47 +1,21 @@
 """`factory clean`: validate every raw answer, remove duplicates, record every rejection.
 
-Verdicts live in the run store's `verdicts` table, one row per answer: accepted rows hold
-the clean text, rejected rows a reason code and a detail (the rejects table is the view
-`rejects`). Verdicts are derived data: cleaning again recomputes them, and no raw answer
-is ever changed or deleted.
+Verdicts live in the run store, one row per answer: accepted rows hold the clean text,
+rejected rows a reason code and a detail. Verdicts are derived data: cleaning again
+recomputes them, and no raw answer is ever changed or deleted.
 """
 
-import json
-import sqlite3
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from factory.dedup import Deduplicator
 from factory.errors import KahaniError
 from factory.languages import Language, get_language
-from factory.runconfig import RunConfig
-from factory.templates import PromptTemplate
+from factory.paths import TEMPLATES_DIR
+from factory.settings import CleanSettings, RunConfig
+from factory.store import RunStore, VerdictRow
+from factory.templates import PromptTemplate, template_path
 from factory.validate import Limits, Verdict, check_conversation, check_story
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
-    prompt_id TEXT PRIMARY KEY,
-    reason TEXT,            -- NULL: accepted; else a reason code (no_json, wrong_script, ...)
-    detail TEXT NOT NULL,   -- what exactly was wrong, for people
-    text TEXT NOT NULL,     -- the clean story, or the conversation as "A: ..." lines
-    messages TEXT,          -- JSON chat messages (conversations)
-    duplicate_of TEXT,      -- the kept prompt id, for duplicates
-    similarity REAL         -- Jaccard similarity to it (1.0 for exact duplicates)
-);
-CREATE VIEW IF NOT EXISTS rejects AS
-    SELECT prompt_id, reason, detail FROM verdicts WHERE reason IS NOT NULL;
-"""
-
-
-@dataclass(frozen=True)
-class Judged:
-    """One answer with what the checks and the deduplication said about it."""
-
-    prompt_id: str
-    verdict: Verdict
-    duplicate_of: str | None = None
-    similarity: float | None = None
 
 
 class Cleaner:
@@ -62,14 +36,23 @@ class Cleaner:
         self.json_required = json_required
 
     @classmethod
-    def for_run(cls, config: RunConfig, limits: Limits) -> "Cleaner":
-        """A generation run's answers hold the JSON its template asked for."""
-        language = get_language(config.language)
+    def for_run(cls, config: RunConfig, settings: CleanSettings | None = None) -> "Cleaner":
+        """A generation run's answers hold the JSON its template asked for. `settings`
+        overrides the thresholds stored with the run."""
+        language = get_language(config.lang)
+        chosen = settings or config
+        limits = Limits(
+            min_words=chosen.min_words,
+            max_words=chosen.max_words,
+            min_script_share=chosen.min_script_share,
+            min_cmi=chosen.min_cmi,
+        )
         if config.provider == "import":
             # Imported stories are usually plain text; a JSON answer is unwrapped if present.
             key = "conversation" if language.kind == "conversation" else "story"
             return cls(language, key, [], limits, json_required=False)
-        header = PromptTemplate(Path(config.template)).header
+        path = config.template or template_path(TEMPLATES_DIR, language.kind, language.name)
+        header = PromptTemplate(Path(path)).header
         return cls(language, header.json_key, header.forbidden, limits)
 
     def check(self, answer: str, finish_reason: str | None, variables: dict) -> Verdict:
@@ -87,62 +70,44 @@ class Cleaner:
         )
 
 
-def ensure_schema(db: sqlite3.Connection) -> None:
-    db.executescript(SCHEMA)
+def verdict_row(prompt_id: str, verdict: Verdict) -> VerdictRow:
+    return VerdictRow(prompt_id, verdict.reason, verdict.detail, verdict.text, verdict.messages)
 
 
-def save_verdict(db: sqlite3.Connection, judged: Judged) -> None:
-    v = judged.verdict
-    db.execute(
-        "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            judged.prompt_id,
-            v.reason,
-            v.detail,
-            v.text,
-            json.dumps(v.messages, ensure_ascii=False) if v.messages else None,
-            judged.duplicate_of,
-            judged.similarity,
-        ),
-    )
-
-
-def clean_store(db: sqlite3.Connection, cleaner: Cleaner, threshold: float) -> Counter[str]:
+def clean_store(store: RunStore, cleaner: Cleaner, threshold: float) -> Counter[str]:
     """Judge every answer of a run in prompt order; returns counts by reason ("ok" = kept)."""
-    ensure_schema(db)
-    rows = db.execute(
-        "SELECT p.id, p.variables, r.text, r.finish_reason FROM responses r"
-        " JOIN prompts p ON p.id = r.prompt_id ORDER BY p.idx"
-    ).fetchall()
     dedup = Deduplicator(threshold=threshold)
-    judged = []
-    for prompt_id, variables, answer, finish_reason in rows:
-        verdict = cleaner.check(answer, finish_reason, json.loads(variables))
+    rows = []
+    for prompt_id, variables, answer, finish_reason in store.answers_in_order():
+        verdict = cleaner.check(answer, finish_reason, variables)
         if not verdict.ok:
-            judged.append(Judged(prompt_id, verdict))
+            rows.append(verdict_row(prompt_id, verdict))
             continue
         seen = dedup.add(prompt_id, verdict.text)
         if seen.status == "kept":
-            judged.append(Judged(prompt_id, verdict))
-        else:
-            kind = "duplicate" if seen.status == "exact_duplicate" else "near_duplicate"
-            detail = f"{kind.replace('_', ' ')} of {seen.duplicate_of} (Jaccard {seen.jaccard:.2f})"
-            rejected = Verdict(kind, detail, text=verdict.text, messages=verdict.messages)
-            judged.append(Judged(prompt_id, rejected, seen.duplicate_of, seen.jaccard))
+            rows.append(verdict_row(prompt_id, verdict))
+            continue
+        kind = "duplicate" if seen.status == "exact_duplicate" else "near_duplicate"
+        detail = f"{kind.replace('_', ' ')} of {seen.duplicate_of} (Jaccard {seen.jaccard:.2f})"
+        rows.append(
+            VerdictRow(
+                prompt_id,
+                kind,
+                detail,
+                verdict.text,
+                verdict.messages,
+                seen.duplicate_of,
+                seen.jaccard,
+            )
+        )
     # Prompts that never got an answer are missing from the dataset too: say why.
-    for prompt_id, error in db.execute(
-        "SELECT id, last_error FROM prompts WHERE status = 'failed' ORDER BY idx"
-    ):
-        reason, _, detail = (error or "").partition(": ")
+    for prompt_id, error in store.failed_prompts():
+        reason, _, detail = error.partition(": ")
         if reason != "corrupt_line":
-            reason, detail = "request_failed", error or ""
-        judged.append(Judged(prompt_id, Verdict(reason, detail)))
-    with db:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("DELETE FROM verdicts")
-        for item in judged:
-            save_verdict(db, item)
-    return Counter(j.verdict.reason or "ok" for j in judged)
+            reason, detail = "request_failed", error
+        rows.append(VerdictRow(prompt_id, reason, detail))
+    store.replace_verdicts(rows)
+    return Counter(row.reason or "ok" for row in rows)
 
 
 def rejects_summary(counts: Counter[str]) -> str:

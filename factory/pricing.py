@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from factory.errors import KahaniError, first_problem
 from factory.prompts import Message
+from factory.store import Usage
 
 # Chat requests cost a few tokens beyond their text: each message is wrapped in role
 # markers, and the reply is primed with an assistant header (OpenAI's cookbook counts).
@@ -31,6 +32,12 @@ class ModelPrice(BaseModel):
         if batch:
             return (input_tokens * self.batch_input + output_tokens * self.batch_output) / 1e6
         return (input_tokens * self.input + output_tokens * self.output) / 1e6
+
+    def cost_of(self, usage: Usage) -> float:
+        """What a run's tokens cost: standard requests and Batch API answers at their prices."""
+        return self.cost(usage.prompt_tokens, usage.completion_tokens) + self.cost(
+            usage.batch_prompt_tokens, usage.batch_completion_tokens, batch=True
+        )
 
 
 class PriceTable(BaseModel):

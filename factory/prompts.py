@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 from factory.errors import KahaniError
 from factory.languages import Language
+from factory.paths import TEMPLATES_DIR, VOCAB_DIR
 from factory.sampler import ComboSampler, Slot
-from factory.templates import PromptTemplate
+from factory.templates import PromptTemplate, template_path
 from factory.vocab import load_lists
 
 
@@ -131,6 +132,27 @@ class PromptSet:
         self.check_count(n, start)
         for index in range(start, start + n):
             yield self.prompt(index)
+
+
+def prompt_set(
+    language: Language,
+    template: Path | None = None,
+    vocab_dir: Path | None = None,
+    seed: int = 0,
+    overrides: dict[str, str] | None = None,
+) -> PromptSet:
+    """A language's prompt set: the shipped template and word lists unless others are given."""
+    if template is not None and not template.is_file():
+        raise KahaniError(f"template {template} does not exist")
+    if vocab_dir is not None and not vocab_dir.is_dir():
+        raise KahaniError(f"word-list folder {vocab_dir} does not exist")
+    return PromptSet(
+        language,
+        PromptTemplate(template or template_path(TEMPLATES_DIR, language.kind, language.name)),
+        vocab_dir or VOCAB_DIR / language.name,
+        seed=seed,
+        overrides=overrides,
+    )
 
 
 def _infer_sources(template: PromptTemplate, vocab_dir: Path) -> dict[str, str]:

@@ -1,20 +1,20 @@
-"""`judge`: how good is a model? Samples, an LLM judge with sanity controls, offline metrics."""
+"""`judge`: how good is a model? Samples, an LLM judge with sanity controls, offline metrics.
 
-import os
+Two endpoints can be in play, each with its own key and server: the scored model
+(`--base-url`, `--api-key`, `--rpm`) and the judge (`--judge-base-url`, `--judge-api-key`,
+`--judge-rpm`). A key is only ever sent to the server it was given for.
+"""
+
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from factory.errors import KahaniError, run_cli
-from factory.languages import LANGUAGES, get_language
-from judge.llm import Endpoint
-from judge.models import API_PROVIDERS, resolve_model
-from judge.prompts_io import load_prompts
-from judge.report_text import format_summary
-from judge.score import ScoreOptions, evaluate
-from reports.compare import render_comparison
-from reports.evaluation import render_evaluation
+from factory.flags import given, option
+from factory.languages import LANGUAGES
+from factory.settings import checked
+from judge.score import ScoreSettings
 
 app = typer.Typer(
     help="Score small language models: samples, an LLM judge, offline metrics.",
@@ -22,23 +22,69 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+J = ScoreSettings
+API_KEYS = (
+    "Keys: --api-key goes only to --base-url, --judge-api-key only to --judge-base-url; "
+    "$OPENAI_API_KEY only to OpenAI's API (or $OPENAI_BASE_URL)."
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"kahani {version('kahani')}")
+        raise typer.Exit()
 
 
 @app.callback()
-def overview() -> None:
+def overview(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
     """Score small language models: samples, an LLM judge, offline metrics."""
 
 
-def _endpoint(spec: str, base_url: str | None, api_key: str | None, rpm: int | None) -> Endpoint:
-    provider, sep, model = spec.partition(":")
-    if not sep or provider not in API_PROVIDERS or not model:
-        raise KahaniError(f"--judge expects provider:model, e.g. openai:gpt-4o; got {spec!r}")
-    key = api_key or os.environ.get("OPENAI_API_KEY")
+def _endpoint(
+    role: str,
+    provider: str,
+    model: str,
+    base_url: str | None,
+    api_key: str | None,
+    rpm: int | None,
+    batch: bool = False,
+    batch_size: int | None = None,
+    poll_seconds: float | None = None,
+):
+    """An endpoint with its own key; a missing one is named for the role that needs it."""
+    from pydantic import SecretStr
+
+    from factory.llm import Endpoint, api_key_for
+
+    key = api_key_for(base_url, api_key)
+    flags = (
+        ("--judge-api-key", "--judge-base-url")
+        if role == "the judge"
+        else (
+            "--api-key",
+            "--base-url",
+        )
+    )
     if provider == "openai" and not key and not base_url:
         raise KahaniError(
-            "the judge openai:... needs OPENAI_API_KEY (or --judge-api-key) or --judge-base-url"
+            f"{role} {provider}:{model} needs {flags[0]} (or $OPENAI_API_KEY) or {flags[1]} "
+            "of an OpenAI-compatible server"
         )
-    return Endpoint(provider=provider, model=model, base_url=base_url, api_key=key, rpm=rpm)
+    return Endpoint(
+        provider="openai-batch" if batch else provider,
+        model=model,
+        base_url=base_url,
+        api_key=SecretStr(key) if key else None,
+        rpm=rpm,
+        **given(batch_size=batch_size, batch_poll_seconds=poll_seconds),
+    )
 
 
 @app.command()
@@ -53,18 +99,25 @@ def score(
             help="Prompts (.txt lines or .jsonl with prompt/reference); default: the shipped set."
         ),
     ] = None,
-    n_prompts: Annotated[int | None, typer.Option(help="Use only the first N prompts.")] = None,
-    samples: Annotated[int, typer.Option(help="Completions per prompt.")] = 3,
+    n: Annotated[int | None, option(J, "n")] = None,
+    samples: Annotated[int | None, option(J, "samples")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Evaluation folder (default runs/eval-<model>).")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens per completion at most.")] = 200,
-    temperature: Annotated[float, typer.Option()] = 0.8,
-    top_k: Annotated[int, typer.Option(help="0 turns top-k off.")] = 50,
-    seed: Annotated[int, typer.Option()] = 0,
-    batch_size: Annotated[int, typer.Option(help="Completions generated together.")] = 16,
+    max_tokens: Annotated[int | None, option(J, "max_tokens")] = None,
+    temperature: Annotated[float | None, option(J, "temperature")] = None,
+    top_k: Annotated[int | None, option(J, "top_k")] = None,
+    top_p: Annotated[float | None, option(J, "top_p")] = None,
+    seed: Annotated[int | None, option(J, "seed")] = None,
+    batch_size: Annotated[int | None, option(J, "batch_size")] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="For provider:model: an OpenAI-compatible server.")
+        str | None, typer.Option(help="For provider:model: its OpenAI-compatible server.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help=f"For provider:model: its key. {API_KEYS}")
+    ] = None,
+    rpm: Annotated[
+        int | None, typer.Option(min=1, help="For provider:model: its requests-per-minute limit.")
     ] = None,
     judge: Annotated[
         str | None,
@@ -76,12 +129,23 @@ def score(
         str | None, typer.Option(help="The judge's OpenAI-compatible server.")
     ] = None,
     judge_api_key: Annotated[
-        str | None, typer.Option(help="Default: $OPENAI_API_KEY; never written to disk.")
+        str | None, typer.Option(help=f"The judge's key; never written to disk. {API_KEYS}")
     ] = None,
     judge_rpm: Annotated[
-        int | None, typer.Option(help="The judge's requests-per-minute limit.")
+        int | None, typer.Option(min=1, help="The judge's requests-per-minute limit.")
     ] = None,
-    controls: Annotated[int, typer.Option(help="Completions per kind of damaged control.")] = 10,
+    judge_batch: Annotated[
+        bool,
+        typer.Option(
+            "--judge-batch",
+            help="Judge through the Batch API: half price, answers within 24 hours; run the "
+            "same command again to collect them.",
+        ),
+    ] = False,
+    batch_poll_seconds: Annotated[
+        float | None, typer.Option(min=0.01, help="--judge-batch: seconds between status checks.")
+    ] = None,
+    controls: Annotated[int | None, option(J, "controls")] = None,
     heldout: Annotated[
         Path | None,
         typer.Option(
@@ -97,30 +161,86 @@ def score(
 
     Example: judge score runs/hindi-20M --lang hindi --judge openai:gpt-4o
     """
+    from factory.languages import get_language
+    from judge.models import API_PROVIDERS, resolve_model
+    from judge.prompts_io import load_prompts
+    from judge.report import evaluation_report
+    from judge.report_text import format_summary
+    from judge.score import evaluate
+
+    settings = ScoreSettings.model_validate(
+        checked(
+            J,
+            given(
+                n=n,
+                samples=samples,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                batch_size=batch_size,
+                controls=controls,
+            ),
+            "flags",
+        )
+    )
     language = get_language(lang)
     spec = resolve_model(model)
-    if samples < 1 or max_new_tokens < 1 or batch_size < 1:
-        raise KahaniError("--samples, --max-new-tokens and --batch-size must be at least 1")
-    prompt_set = load_prompts(language.name, prompts, n_prompts)
-    judge_endpoint = _endpoint(judge, judge_base_url, judge_api_key, judge_rpm) if judge else None
-    sampler = None
-    if spec.provider:
-        sampler = _endpoint(f"{spec.provider}:{spec.model}", base_url, judge_api_key, None)
-    options = ScoreOptions(
-        samples=samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k or None,
-        seed=seed,
-        batch_size=batch_size,
-        controls=controls,
-        embedding_model=embedding_model,
-        heldout=heldout,
-    )
+    prompt_set = load_prompts(language.name, prompts, settings.n)
+    judge_endpoint = None
+    if judge:
+        provider, sep, judge_model = judge.partition(":")
+        if not sep or provider not in API_PROVIDERS or not judge_model:
+            raise KahaniError(f"--judge expects provider:model, e.g. openai:gpt-4o; got {judge!r}")
+        if judge_batch and provider != "openai":
+            raise KahaniError("--judge-batch needs an openai:... judge (the Batch API is OpenAI's)")
+        judge_endpoint = _endpoint(
+            "the judge",
+            provider,
+            judge_model,
+            judge_base_url,
+            judge_api_key,
+            judge_rpm,
+            batch=judge_batch,
+            poll_seconds=batch_poll_seconds,
+        )
+    elif judge_batch:
+        raise KahaniError("--judge-batch needs --judge provider:model")
+    if spec.hf_dir is not None:
+        sampler = _endpoint(
+            "the model",
+            "local",
+            str(spec.hf_dir),
+            None,
+            None,
+            None,
+            batch_size=settings.batch_size,
+        )
+    else:
+        sampler = _endpoint(
+            "the scored model",
+            spec.provider or "openai",
+            spec.model or "",
+            base_url,
+            api_key,
+            rpm,
+            batch_size=settings.batch_size,
+        )
     out = out or Path("runs") / f"eval-{spec.name}"
-    summary = evaluate(spec, language.name, prompt_set, out, options, sampler, judge_endpoint)
+    summary = evaluate(
+        spec,
+        language.name,
+        prompt_set,
+        out,
+        settings,
+        sampler,
+        judge_endpoint,
+        embedding_model,
+        heldout,
+    )
     print(format_summary(summary))
-    report = render_evaluation(out)
+    report = evaluation_report(out)
     print(f"wrote    {out}/summary.json, scores.jsonl, completions.jsonl, {report.name}")
 
 
@@ -133,7 +253,9 @@ def report(
 
     Example: judge report runs/eval-hindi-20M
     """
-    print(f"report   {render_evaluation(run_dir, out)}")
+    from judge.report import evaluation_report
+
+    print(f"report   {evaluation_report(run_dir, out)}")
 
 
 @app.command()
@@ -147,7 +269,9 @@ def compare(
 
     Example: judge compare runs/eval-a runs/eval-b --out compare.html
     """
-    print(f"report   {render_comparison(run_dirs, out)}")
+    from judge.compare import compare as compare_runs
+
+    print(f"report   {compare_runs(run_dirs, out)}")
 
 
 def main() -> None:

@@ -2,13 +2,14 @@
 
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from factory.languages import get_language
+from factory.llm import Endpoint, ask
 from factory.providers.base import GenerationParams
 from judge.controls import KINDS, damaged
-from judge.llm import Endpoint, ask
+from judge.results import Completion
 from judge.rubric import Judgement, Rubric
-from judge.sampling import Completion
 
 
 @dataclass
@@ -19,16 +20,12 @@ class JudgeResult:
     raw: dict[str, str] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
 
-    def parse_failure_rate(self) -> float:
-        missing = sum(1 for j in self.judgements.values() if j.scores is None)
-        return missing / len(self.judgements) if self.judgements else 0.0
-
 
 def judge_items(
     rubric: Rubric,
     items: dict[str, tuple[str, str]],
     endpoint: Endpoint,
-    store,
+    store: Path,
     retries: int,
 ) -> JudgeResult:
     """Judge (prompt, completion) items at temperature 0; unusable answers are asked again
@@ -41,7 +38,10 @@ def judge_items(
             (f"{item_id}#a{attempt}", rubric.messages(prompt, completion, attempt))
             for item_id, (prompt, completion) in todo.items()
         ]
-        replies = ask(endpoint, store, requests, params)
+        label = f"judging with {endpoint.provider}:{endpoint.model}" + (
+            f", asking again ({attempt})" if attempt > 1 else ""
+        )
+        replies = ask(endpoint, store, requests, params, label)
         still_bad = {}
         for item_id, pair in todo.items():
             reply = replies[f"{item_id}#a{attempt}"]

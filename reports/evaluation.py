@@ -1,34 +1,16 @@
-"""The evaluation report (`report.html` in a `judge score` folder), read from the files that
-`judge score` writes (summary.json, scores.jsonl, controls.jsonl), so a re-render needs neither
-the model nor the judge."""
+"""The evaluation report (`report.html` of a `judge score` folder). It receives what `judge`
+read from the folder (the summary as a dict, the per-sample rows of scores.jsonl, the sampling
+settings), so a re-render needs neither the model nor the judge, and reads no file itself."""
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from factory.errors import KahaniError
 from reports import charts
-from reports.render import html_lang, render, write
+from reports.render import render, write
 
 _SECRET = re.compile(r"api_?key|secret|password|authorization", re.I)
 PAGE = 200  # table rows drawn at once; more on request, so 3,000 samples paint fast
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def load_evaluation(run_dir: Path) -> tuple[dict, list[dict]]:
-    """summary.json and the per-sample rows (scores.jsonl) of an evaluation folder."""
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise KahaniError(f"{run_dir} is not an evaluation folder: it has no summary.json")
-    return json.loads(summary_path.read_text(encoding="utf-8")), read_jsonl(
-        run_dir / "scores.jsonl"
-    )
 
 
 def _row(score: dict) -> dict[str, Any]:
@@ -132,33 +114,30 @@ def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
         "samples per prompt": summary["samples_per_prompt"],
         "completions": summary["completions"],
         "judge": f"{judge['provider']}:{judge['model']}" if judge else summary.get("judge_note"),
-        **summary.get("settings", {}),
+        **(summary.get("settings") or {}),
         **sampling,
     }
     return {k: v for k, v in settings.items() if not _SECRET.search(k)}
 
 
-def render_evaluation(run_dir: Path, out: Path | None = None) -> Path:
-    """Render `run_dir/report.html` (or `out`) from the evaluation folder's files."""
-    summary, scores = load_evaluation(run_dir)
+def render_evaluation(
+    summary: dict[str, Any], scores: list[dict], sampling: dict[str, Any], lang: str, out: Path
+) -> Path:
+    """Write the report of one evaluation to `out`."""
     metric_values = {
         name: [(s.get("metrics") or {}).get(name) for s in scores]
         for name, entry in summary.get("metrics", {}).items()
-        if "skipped" not in entry and name not in {"cmi", "i_index", "m_index"}
+        if not entry.get("skipped") and name not in {"cmi", "i_index", "m_index"}
     }
     html = render(
         "evaluation.html.j2",
-        lang=html_lang(summary["language"]),
+        lang=lang,
         title=f"Evaluation of {summary['model']}",
         summary=summary,
-        run_settings=run_settings(summary, _read_json(run_dir / "sampling.json")),
+        run_settings=run_settings(summary, sampling),
         dimension_charts=_dimension_charts(summary, scores),
         metric_charts=[charts.histogram(v, name) for name, v in metric_values.items()],
         codemix=_codemix(summary, scores),
         table=sample_table(scores),
     )
-    return write(out or run_dir / "report.html", html)
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return write(out, html)

@@ -125,6 +125,14 @@ class ServerConfig:
 
     api_key: str | None = None  # required as `Authorization: Bearer <key>` when set
     latency: float = 0.0  # seconds added to every admitted chat completion
+    # Spread of that latency: each answer's is multiplied by a log-normal draw with this sigma
+    # (0.3: half of the answers within about 0.8x to 1.2x), as answer lengths vary.
+    latency_jitter: float = 0.0
+    # How many completions the server works on at full speed. Beyond it, an admitted request
+    # takes `latency * in flight / capacity`: a self-hosted server (vLLM, Ollama, llama.cpp)
+    # overloaded does not answer 429, it gets slower, and its throughput stays capacity /
+    # latency. None: unlimited.
+    capacity: int | None = None
     rpm: int | None = None  # requests per minute; None = unlimited
     tpm: int | None = None  # tokens per minute (prompt words + max_tokens); None = unlimited
     burst_s: float = 60.0  # bucket capacity, in seconds of refill (see the module doc)
@@ -170,6 +178,7 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)  # faults injected, by kind
     in_flight: int = 0  # requests being handled now
     peak_in_flight: int = 0
+    authorizations: Counter[str] = field(default_factory=Counter)  # Authorization headers seen
     prompt_tokens: int = 0  # usage of completions and batch answers
     completion_tokens: int = 0
     # prompt_key(messages) -> times answered with a valid completion (as counted in
@@ -209,6 +218,8 @@ class FakeOpenAI:
         self._request_bucket: _Bucket | None = None
         self._token_bucket: _Bucket | None = None
         self._chat_index = 0
+        self._chat_in_flight = 0
+        self._jitter = random.Random(self.config.seed + 1)  # apart: faults stay as they were
         self._batch_create_calls = 0
         self._files: dict[str, _File] = {}
         self._batches: dict[str, Json] = {}  # insertion order = creation order
@@ -352,6 +363,7 @@ class FakeOpenAI:
                 continue
             with self._lock:
                 self._stats.by_route[f"{method} {name}"] += 1
+                self._stats.authorizations[request.headers.get("authorization", "")] += 1
             if name.startswith("/v1/") and not self._authorized(request):
                 key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
                 shown = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else key
@@ -417,9 +429,19 @@ class FakeOpenAI:
                 raise ValueError(f"unknown fault kind {fault!r}; known: {FAULTS}")
             with self._lock:
                 self._stats.faults[fault] += 1
-        if config.latency > 0:
-            await asyncio.sleep(config.latency)
-        response = await self._chat_answer(body, fault)
+        self._chat_in_flight += 1
+        try:
+            if config.latency > 0:
+                load = max(1.0, self._chat_in_flight / config.capacity) if config.capacity else 1.0
+                jitter = (
+                    self._jitter.lognormvariate(0, config.latency_jitter)
+                    if config.latency_jitter
+                    else 1.0
+                )
+                await asyncio.sleep(config.latency * load * jitter)
+            response = await self._chat_answer(body, fault)
+        finally:
+            self._chat_in_flight -= 1
         response.headers.update(headers)
         return response
 
@@ -1285,6 +1307,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--burst-s", type=float, default=60.0, help="bucket size in seconds")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per completion")
+    parser.add_argument("--latency-jitter", type=float, default=0.0, help="log-normal sigma")
+    parser.add_argument(
+        "--capacity", type=int, help="completions at full speed; more slow every one down"
+    )
     parser.add_argument("--batch-seconds", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -1303,6 +1329,8 @@ def main(argv: list[str] | None = None) -> None:
             tpm=args.tpm,
             burst_s=args.burst_s,
             latency=args.latency,
+            latency_jitter=args.latency_jitter,
+            capacity=args.capacity,
             batch_seconds=args.batch_seconds,
             seed=args.seed,
             fault_rates=rates,

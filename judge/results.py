@@ -1,0 +1,202 @@
+"""An evaluation folder's files (`runs/eval-<model>/`), read and written here only.
+
+- `completions.jsonl` + `sampling.json`: the samples and the settings that made them; the
+  same settings reuse the file instead of sampling again.
+- `scores.jsonl`: per completion, its fields plus `metrics` and `judge`.
+- `controls.jsonl`: the judge's scores of damaged copies beside their originals.
+- `summary.json`: `EvaluationSummary`, the typed headline numbers that `judge`, the reports
+  and the benchmarks share.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from factory.errors import KahaniError
+
+
+@dataclass(frozen=True)
+class Completion:
+    id: str  # "<prompt id>-s<sample>"
+    prompt_id: str
+    prompt: str
+    reference: str | None
+    sample: int
+    completion: str
+    finish_reason: str | None
+
+
+class SamplingConfig(BaseModel):
+    """Everything that decides the completions; a change means sampling again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    language: str
+    kind: str  # story: continue the opening; conversation: reply to the opener
+    samples: int
+    max_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None = None
+    seed: int
+    prompts_sha: str
+
+
+class Interval(BaseModel):
+    mean: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n: int = 0  # values used
+    missing: int = 0  # values left out (None)
+
+
+class MetricSummary(Interval):
+    higher_is_better: bool | None
+    signature: str
+    corpus: float | None = None
+    details: dict[str, Any] | None = None
+    skipped: str | None = None  # why the metric did not run
+
+
+class ControlSummary(BaseModel):
+    pairs: int
+    original_higher: int
+    ties: int
+    original_lower: int
+    missing: int
+    rate: float
+
+
+class JudgeSummary(BaseModel):
+    provider: str
+    model: str
+    parse_failure_rate: float
+    dimensions: dict[str, Interval]
+    controls: dict[str, ControlSummary]
+
+
+class Heldout(BaseModel):
+    file: str
+    texts: int
+    tokens: int
+    perplexity: float
+    bits_per_byte: float
+
+
+class SamplingSettings(BaseModel):
+    max_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None = None
+    seed: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "max_new_tokens" in data:  # before the flags were unified
+            data = {("max_tokens" if k == "max_new_tokens" else k): v for k, v in data.items()}
+        return data
+
+
+class EvaluationSummary(BaseModel):
+    """`summary.json`."""
+
+    model: str
+    language: str
+    prompts: int
+    samples_per_prompt: int
+    completions: int
+    settings: SamplingSettings
+    metrics: dict[str, MetricSummary]
+    judge: JudgeSummary | None = None
+    judge_note: str | None = None  # why there is no judge section
+    heldout: Heldout | None = None
+
+
+def write_summary(folder: Path, summary: EvaluationSummary) -> None:
+    _write(folder / "summary.json", summary.model_dump_json(indent=2))
+
+
+def read_summary(folder: Path) -> EvaluationSummary:
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise KahaniError(f"{folder} is not an evaluation folder: it has no summary.json")
+    try:
+        return EvaluationSummary.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as err:
+        problem = err.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise KahaniError(f"{path} is not a kahani summary ({where}: {problem['msg']})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise KahaniError(f"cannot read {path}: {err}") from None
+
+
+def write_scores(folder: Path, rows: list[dict]) -> None:
+    _write_jsonl(folder / "scores.jsonl", rows)
+
+
+def read_scores(folder: Path) -> list[dict]:
+    """scores.jsonl rows (empty when the folder has none)."""
+    return _read_jsonl(folder / "scores.jsonl")
+
+
+def write_controls(folder: Path, rows: list[dict]) -> None:
+    _write_jsonl(folder / "controls.jsonl", rows)
+
+
+def write_completions(folder: Path, cfg: SamplingConfig, completions: list[Completion]) -> None:
+    """completions.jsonl, with the sampling settings beside it to know when to reuse it."""
+    _write_jsonl(folder / "completions.jsonl", [asdict(c) for c in completions])
+    _write(folder / "sampling.json", cfg.model_dump_json(indent=2))
+
+
+def read_completions(folder: Path, cfg: SamplingConfig) -> list[Completion] | None:
+    """The stored completions when they were sampled with exactly these settings."""
+    settings = folder / "sampling.json"
+    path = folder / "completions.jsonl"
+    if not (path.is_file() and settings.is_file()):
+        return None
+    try:
+        stored = SamplingConfig.model_validate_json(settings.read_text(encoding="utf-8"))
+    except ValidationError:
+        return None  # made by an older kahani, or edited: sample again
+    if stored != cfg:
+        return None
+    return [Completion(**row) for row in _read_jsonl(path)]
+
+
+def read_sampling(folder: Path) -> dict[str, Any]:
+    """sampling.json as shown on the report ({} when absent)."""
+    path = folder / "sampling.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise KahaniError(f"cannot write {path}: {err.strerror}") from None
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    _write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise KahaniError(f"{path}:{number}: not JSON ({err.msg})") from None
+    return rows

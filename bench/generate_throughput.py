@@ -44,7 +44,7 @@ from factory.providers.base import GenerationParams
 from factory.providers.openai_chat import OpenAIChatProvider
 from factory.ratelimit import RateGate
 from factory.settings import LLMLimits
-from factory.store import RunStore
+from factory.store import Answer, RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = ROOT / "tests" / "openai_server.py"
@@ -129,7 +129,7 @@ def run_kahani(url: str, s: Scenario, seconds: float) -> Result:
         )
         jobs = [Job(p.id, p.messages, k) for p, k in zip(prompts, keys, strict=True)]
 
-        def answered(tally: Tally, prompt_id: str, answer) -> None:  # noqa: ANN001
+        def answered(tally: Tally, prompt_id: str, answer: Answer) -> None:
             result.answered.append(time.monotonic())
             result.latencies.append(answer.latency_s)
 

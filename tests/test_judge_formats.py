@@ -18,11 +18,9 @@ from judge.pairwise import PairwiseRubric, parse_verdict
 from judge.rubric import Rubric
 
 STORY_OPENING = "एक दिन एक छोटी लड़की बाग में गई।"
-STORIES = [
-    "वह खेलने लगी। " * n + "फिर वह घर लौट आई और सो गई।" for n in (1, 4, 9, 15, 22, 30)
-]
+STORIES = ["वह खेलने लगी। " * n + "फिर वह घर लौट आई और सो गई।" for n in (1, 4, 9, 15, 22, 30)]
 CHAT_OPENING = "Yaar aaj office mein bahut kaam tha, tu bata kya scene hai?"
-REPLIES = ["Haan bhai, sab badhiya.", "Arre yaar, mera bhi same haal hai, " * 6 + "chal chai peete."]
+REPLIES = ["Haan bhai, sab badhiya.", "Arre yaar, mera bhi same haal hai, " * 6 + "chal chai."]
 USABLE_FORMATS = [f for f in JUDGE_FORMATS if f != "garbage"]
 
 
@@ -193,7 +191,9 @@ def test_pairwise_answers_without_one_verdict_are_failures(answer):
 
 @pytest.mark.parametrize("judge_format", USABLE_FORMATS)
 @pytest.mark.parametrize("kind", ["story", "conversation"])
-def test_pairwise_verdicts_of_every_format_parse_over_http(llm_server, tmp_path, judge_format, kind):
+def test_pairwise_verdicts_of_every_format_parse_over_http(
+    llm_server, tmp_path, judge_format, kind
+):
     llm_server.config.judge_format = judge_format
     rubric = PairwiseRubric(kind, "hindi" if kind == "story" else "hinglish")
     short, long = (STORIES[0], STORIES[3]) if kind == "story" else REPLIES

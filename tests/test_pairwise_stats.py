@@ -1,5 +1,6 @@
 """Pairwise statistics (judge.pairwise_stats) on outcomes small enough to work out by hand."""
 
+import itertools
 import math
 
 import numpy as np
@@ -132,7 +133,7 @@ def test_bradley_terry_recovers_a_known_order_with_separate_intervals():
             comparisons.append(Comparison(f"p{p}", x, y, float(rng.random() < p_x), True))
     ratings = bradley_terry(comparisons, n_resamples=500)
     assert [r.system for r in ratings] == ["m300", "m50", "m0"]
-    for better, worse in zip(ratings, ratings[1:], strict=False):
+    for better, worse in itertools.pairwise(ratings):
         assert better.low > worse.high  # intervals do not overlap
     for r in ratings:  # each true rating lies in (or within a few points of) its interval
         assert r.low - 15 <= truth[r.system] <= r.high + 15

@@ -166,6 +166,7 @@ class LengthControlled:
     raw_rate: float | None  # the plain win rate of the same comparisons, for contrast
     length_slope: float | None  # logit change per unit of tanh(difference / sd): > 0 likes length
     n: int
+    note: str = ""  # why there is no rate
 
 
 def length_controlled_win_rate(
@@ -177,12 +178,17 @@ def length_controlled_win_rate(
     seed: int = SEED,
 ) -> LengthControlled:
     """a's win rate over b with the length difference regressed out (see the module doc);
-    the interval refits on prompts resampled with replacement."""
+    the interval refits on prompts resampled with replacement. Where one system is longer in
+    every comparison, nothing was seen at zero difference: no rate, and a note saying so."""
     mine = [c for c in _oriented(comparisons, a, b) if c.score is not None]
     if not mine:
-        return LengthControlled(None, None, None, None, None, 0)
+        return LengthControlled(None, None, None, None, None, 0, "no judged comparisons")
     y = np.array([c.score for c in mine])
     difference = np.array([c.length_difference for c in mine], dtype=float)
+    if difference.min() > 0 or difference.max() < 0:
+        longer = a if difference.min() > 0 else b
+        note = f"{longer} is longer in every comparison: length and quality cannot be separated"
+        return LengthControlled(None, None, None, float(y.mean()), None, len(y), note)
     spread = difference.std()
     x = np.tanh(difference / spread) if spread > 0 else np.zeros_like(difference)
     fit = _logistic_fits(x, y, np.ones((1, len(y))))[0]

@@ -88,13 +88,14 @@ class BatchOutcome:
 
 JudgeFormat = Literal["asked", "spaced_strings", "fenced", "prose", "lines", "garbage"]
 JUDGE_FORMATS: tuple[JudgeFormat, ...] = get_args(JudgeFormat)
-PairwisePreference = Literal["longer", "first"]
+PairwisePreference = Literal["longer", "first", "known_words"]
 
 
 def default_responder(
     body: Json,
     judge_format: JudgeFormat = "asked",
     pairwise_preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
 ) -> str:
     """A deterministic answer to the last user message of a chat request.
 
@@ -111,7 +112,7 @@ def default_responder(
     prompt = _last_user_text(body.get("messages") or [])
     rng = random.Random(hashlib.sha256(prompt.encode()).digest())
     if '"winner"' in prompt:
-        return _verdict(prompt, judge_format, pairwise_preference)
+        return _verdict(prompt, judge_format, pairwise_preference, known_words)
     if "an integer score" in prompt:
         return _grade(prompt, rng, judge_format)
     if '"story"' in prompt:
@@ -166,18 +167,26 @@ def _grade(prompt: str, rng: random.Random, judge_format: JudgeFormat = "asked")
 
 
 def _verdict(
-    prompt: str, judge_format: JudgeFormat, preference: PairwisePreference = "longer"
+    prompt: str,
+    judge_format: JudgeFormat,
+    preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
 ) -> str:
     """A pairwise verdict on the two texts of a pairwise rubric (its third and fourth quoted
-    blocks), in `judge_format`'s style: "longer" prefers the text with more words (a tie when
-    equal), "first" always names position A, whatever the texts."""
+    blocks), in `judge_format`'s style: "longer" prefers the text with more words, "first"
+    always names position A whatever the texts, "known_words" prefers the text with more of
+    its words in `known_words` (a language's real words: a model that learned more writes
+    more of them); equal texts are a tie."""
     quoted = prompt.split('"""')
     a, b = (quoted[3], quoted[5]) if len(quoted) > 5 else ("", "")
     if preference == "first":
         winner = "A"
     else:
-        words_a, words_b = len(a.split()), len(b.split())
-        winner = "A" if words_a > words_b else "B" if words_b > words_a else "tie"
+        if preference == "known_words":
+            score_a, score_b = _known_share(a, known_words), _known_share(b, known_words)
+        else:
+            score_a, score_b = len(a.split()), len(b.split())
+        winner = "A" if score_a > score_b else "B" if score_b > score_a else "tie"
     reason = f"{len(a.split())} against {len(b.split())} words"
     match judge_format:
         case "asked":
@@ -196,6 +205,11 @@ def _verdict(
     raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
 
 
+def _known_share(text: str, known_words: Collection[str]) -> float:
+    words = [w.strip("।.,!?\"'") for w in text.split()]
+    return sum(w in known_words for w in words) / len(words) if words else 0.0
+
+
 @dataclass
 class ServerConfig:
     """Behaviour of a FakeOpenAI. Fields may be changed while the server runs, except
@@ -211,6 +225,7 @@ class ServerConfig:
     # pairwise verdicts prefer (see _verdict).
     judge_format: JudgeFormat = "asked"
     pairwise_preference: PairwisePreference = "longer"
+    known_words: Collection[str] = frozenset()  # for pairwise_preference "known_words"
     # Faults for chat completions. The n-th admitted request (0-based, counting requests
     # that passed authentication and the rate limiter) gets, in this order of precedence:
     # fault(n, body) when it returns a kind; "500" when n < fail_first_n; else a kind drawn
@@ -241,7 +256,9 @@ class ServerConfig:
     def respond(self, body: Json) -> str:
         """The answer text: the responder's; the default one writes as the fields say."""
         if self.responder is default_responder:
-            return default_responder(body, self.judge_format, self.pairwise_preference)
+            return default_responder(
+                body, self.judge_format, self.pairwise_preference, self.known_words
+            )
         return self.responder(body)
 
 

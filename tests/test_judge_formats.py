@@ -220,3 +220,17 @@ def test_pairwise_prompt_shows_both_texts_and_never_the_models():
     assert "model" not in text.lower() and "Hindi (Devanagari script)" in text
     retry = PairwiseRubric("story", "hindi").messages("opening", "a", "b", attempt=2)
     assert len(retry) == len(messages) + 1 and "attempt 2" in retry[-1].content
+
+
+def test_the_stand_in_judge_can_prefer_real_words_over_length(llm_server, tmp_path):
+    llm_server.config.pairwise_preference = "known_words"
+    llm_server.config.known_words = frozenset(" ".join(STORIES).replace("।", "").split())
+    real, noise = STORIES[1], "कखग घङच छजझ ञटठ डढण तथद धनप फबभ मयर लवश षसह"
+    rubric = PairwiseRubric("story", "hindi")
+    items = [
+        ("real-first", rubric.messages(STORY_OPENING, real, noise)),
+        ("noise-first", rubric.messages(STORY_OPENING, noise, real)),
+    ]
+    params = GenerationParams(model="gpt-4o", temperature=0, json_mode=True)
+    replies = ask(_endpoint(llm_server), tmp_path / "pairs.sqlite", items, params)
+    assert [rubric.parse(replies[k].text).winner for k, _ in items] == ["A", "B"]

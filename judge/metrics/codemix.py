@@ -21,7 +21,7 @@ import regex
 
 from factory.codemix import EN, HI, code_mixing_index, tag_tokens
 from judge.metrics.core import Metric, Sample, Scores, register
-from judge.metrics.spellings import GOLD_PATH, conflict, gold_hash, shipped_constraints
+from judge.metrics.spellings import GOLD_PATH, Labels, conflict, gold_hash, shipped_constraints
 
 HINGLISH = frozenset({"hinglish"})
 TOP_GROUPS = 10
@@ -80,6 +80,7 @@ VOWELS = frozenset("aeiou")
 MAX_COST_SHORT, SHORT_WORD = 0.5, 4
 MAX_COST = 0.75
 VOWEL_DROP = 0.375  # rha/raha: chat drops vowels more freely than anything else
+VOWEL_SWAP = 0.75  # added to two opposite vowel drops in a row, making them a swap's 1.5
 # Endings Hindi grammar marks, read from spelling forms. Spellings of one word share them all.
 # Future (person, number, gender; a vowel before it is the causative): karega/karegi/karenge/
 # karoge/karunga, sikhegi/sikhaegi.
@@ -240,9 +241,6 @@ def spelling_distance(a: str, b: str) -> float:
     return min(row[-1])
 
 
-VOWEL_SWAP = 0.75  # added to two opposite vowel drops in a row, making them a swap's 1.5
-
-
 def _after_drop(
     costs: tuple[float, float, float], drop: float, vowel: bool, side: int
 ) -> tuple[float, float, float]:
@@ -264,7 +262,7 @@ def same_word(a: str, b: str) -> bool:
 
 
 def group_spellings(
-    counts: Mapping[str, int], constraints: Mapping[str, frozenset[int]] | None = None
+    counts: Mapping[str, int], constraints: Mapping[str, Labels] | None = None
 ) -> dict[str, str]:
     """Spelling -> its group's name (the group's most frequent spelling).
 
@@ -276,7 +274,7 @@ def group_spellings(
     """
     constraints = shipped_constraints() if constraints is None else constraints
     group: dict[str, str] = {}
-    founders: dict[str, list[tuple[str, str, set[int]]]] = {}  # key -> [(form, name, labels)]
+    founders: dict[str, list[tuple[str, str, set]]] = {}  # key -> [(form, name, labels)]
     for spelling, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         form = spelling_form(spelling)
         labels = constraints.get(spelling, frozenset())

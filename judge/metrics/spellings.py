@@ -72,18 +72,18 @@ def read_gold(path: Path = GOLD_PATH) -> GoldList:
     return GoldList(variants, distinct)
 
 
-def cannot_link(gold: GoldList, sections: Iterable[str] = SECTIONS) -> dict[str, frozenset[int]]:
-    """Spelling -> labels (distinct line, member) it carries; two spellings must not share a
-    group when they carry labels of the same line with different members. Encoded as
-    `line * 64 + member`, so a conflict is: same line, different member."""
-    labels: dict[str, set[int]] = {}
-    line = 0
-    for section in sections:
-        for members in gold.distinct[section]:
-            for index, member in enumerate(members):
-                for spelling in member:
-                    labels.setdefault(spelling, set()).add(line * 64 + index)
-            line += 1
+Labels = frozenset[tuple[int, int]]  # (distinct line, member) pairs a spelling belongs to
+
+
+def cannot_link(gold: GoldList, sections: Iterable[str] = SECTIONS) -> dict[str, Labels]:
+    """Spelling -> the (distinct line, member) labels it carries: two spellings must not share
+    a group when they carry labels of one line with different members."""
+    labels: dict[str, set[tuple[int, int]]] = {}
+    lines = [members for section in sections for members in gold.distinct[section]]
+    for line, members in enumerate(lines):
+        for index, member in enumerate(members):
+            for spelling in member:
+                labels.setdefault(spelling, set()).add((line, index))
     return {spelling: frozenset(s) for spelling, s in labels.items()}
 
 
@@ -93,14 +93,14 @@ def gold_hash(path: Path = GOLD_PATH) -> str:
 
 
 @cache
-def shipped_constraints() -> dict[str, frozenset[int]]:
+def shipped_constraints() -> dict[str, Labels]:
     """The cannot-link constraints of the shipped gold list, both sections."""
     return cannot_link(read_gold())
 
 
-def conflict(a: frozenset[int], b: frozenset[int]) -> bool:
+def conflict(a: Iterable[tuple[int, int]], b: Iterable[tuple[int, int]]) -> bool:
     """Whether two spellings' labels put them in different members of one distinct line."""
-    return any(x // 64 == y // 64 and x != y for x in a for y in b)
+    return any(line == other and member != theirs for line, member in a for other, theirs in b)
 
 
 @dataclass(frozen=True)

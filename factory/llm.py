@@ -135,7 +135,7 @@ def ask(
     store_path: Path,
     items: list[tuple[str, list[Message]]],
     params: GenerationParams,
-    label: str,
+    label: str = "asking",
 ) -> dict[str, Reply]:
     """Answers to (id, messages) items, kept in the store at `store_path`; an item answered
     by an earlier call costs nothing. Raises KahaniError when interrupted."""

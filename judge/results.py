@@ -169,6 +169,21 @@ def read_completions(folder: Path, cfg: SamplingConfig) -> list[Completion] | No
     return [Completion(**row) for row in _read_jsonl(path)]
 
 
+def read_sampled(folder: Path) -> tuple[SamplingConfig, list[Completion]]:
+    """An evaluation folder's completions with the settings they were sampled with."""
+    settings, path = folder / "sampling.json", folder / "completions.jsonl"
+    if not settings.is_file() or not path.is_file():
+        raise KahaniError(
+            f"{folder} has no completions.jsonl and sampling.json: run `judge score` first"
+        )
+    try:
+        cfg = SamplingConfig.model_validate_json(settings.read_text(encoding="utf-8"))
+        return cfg, [Completion(**row) for row in _read_jsonl(path)]
+    except (ValidationError, TypeError) as err:
+        reason = str(err).splitlines()[0]
+        raise KahaniError(f"{folder}: unreadable evaluation ({reason})") from None
+
+
 def read_sampling(folder: Path) -> dict[str, Any]:
     """sampling.json as shown on the report ({} when absent)."""
     path = folder / "sampling.json"

@@ -86,21 +86,35 @@ class BatchOutcome:
     answered: int = 0
 
 
-def default_responder(body: Json) -> str:
+JudgeFormat = Literal["asked", "spaced_strings", "fenced", "prose", "lines", "garbage"]
+JUDGE_FORMATS: tuple[JudgeFormat, ...] = get_args(JudgeFormat)
+PairwisePreference = Literal["longer", "first", "known_words"]
+
+
+def default_responder(
+    body: Json,
+    judge_format: JudgeFormat = "asked",
+    pairwise_preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
+) -> str:
     """A deterministic answer to the last user message of a chat request.
 
     A story prompt (asks for `{"story": ...}` and names `the verb "X", the noun "Y" and the
     adjective "Z"`) gets `{"story": ...}`: three short paragraphs in the prompt's language
     (English, Hindi, Marathi or Bangla) using the three words. A conversation prompt (asks
     for `{"conversation": ...}` with `exactly N turns`) gets N Hinglish turns alternating A
-    and B. A grading rubric (asks for "an integer score" for `- name:` dimensions) gets a JSON
-    grade per dimension, lower for shorter texts, as a lenient judge would give. Anything else
-    is echoed. The same prompt always gets the same answer.
+    and B. A grading rubric (asks for "an integer score" for `- name:` dimensions) gets a grade
+    per dimension, lower for shorter texts, as a lenient judge would give, written the way
+    `judge_format` says. A pairwise rubric (asks for a `"winner"`) gets a verdict for the text
+    `pairwise_preference` picks. Anything else is echoed. The same prompt always gets the
+    same answer.
     """
     prompt = _last_user_text(body.get("messages") or [])
     rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    if '"winner"' in prompt:
+        return _verdict(prompt, judge_format, pairwise_preference, known_words)
     if "an integer score" in prompt:
-        return _grade(prompt, rng)
+        return _grade(prompt, rng, judge_format)
     if '"story"' in prompt:
         return _story(prompt, rng)
     if '"conversation"' in prompt:
@@ -108,14 +122,92 @@ def default_responder(body: Json) -> str:
     return prompt
 
 
-def _grade(prompt: str, rng: random.Random) -> str:
-    """Scores from 1 to 10 for each `- name:` line of a rubric, from the graded text's length."""
+def _grade(prompt: str, rng: random.Random, judge_format: JudgeFormat = "asked") -> str:
+    """Scores from 1 to 10 for each `- name:` line of a rubric, from the graded text's length,
+    written in one of the ways judges write them:
+
+    asked           the JSON the rubric asks for: {"context_awareness": 7, ..., "reasoning": ...}
+    spaced_strings  the published TinyStories-Regional format: {"context awareness": "7", ...,
+                    "reason": ...}
+    fenced          a sentence, then a ```json fence with "Title Case" keys and "7/10" scores
+    prose           prose around {"scores": {...}, "explanation": ...}, one score per dimension
+                    as {"score": 7, "reason": ...}
+    lines           no JSON: "- **Context Awareness**: 7/10" lines and a "Reason:" line
+    garbage         no scores at all, every time
+    """
     dimensions = re.findall(r"^- (\w+):", prompt, flags=re.MULTILINE)
     quoted = prompt.split('"""')
     graded = quoted[3] if len(quoted) > 3 else prompt  # the second quoted block: the answer
     base = min(9, 2 + len(graded.split()) // 15)
     scores = {name: max(1, min(10, base + rng.choice((-1, 0, 0, 1)))) for name in dimensions}
-    return json.dumps(scores | {"reasoning": f"{len(graded.split())} words, judged on length"})
+    reason = f"{len(graded.split())} words, judged on length"
+    spaced = {name.replace("_", " "): score for name, score in scores.items()}
+    titled = {name.title(): score for name, score in spaced.items()}
+    match judge_format:
+        case "asked":
+            return json.dumps(scores | {"reasoning": reason})
+        case "spaced_strings":
+            strings = {name: str(score) for name, score in spaced.items()}
+            return json.dumps(strings | {"reason": reason})
+        case "fenced":
+            body = {name: f"{score}/10" for name, score in titled.items()} | {"Reason": reason}
+            fence = f"```json\n{json.dumps(body, indent=2)}\n```"
+            return f"Here is my evaluation of the story.\n{fence}"
+        case "prose":
+            nested = {name: {"score": score, "reason": "as the length suggests"}
+                      for name, score in spaced.items()}  # fmt: skip
+            body = {"scores": nested, "explanation": reason}
+            return f"I read both parts carefully. My grades:\n{json.dumps(body)}\nHope this helps!"
+        case "lines":
+            lines = [f"- **{name}**: {score}/10" for name, score in titled.items()]
+            return "\n".join(["Grades:", *lines, f"Reason: {reason}"])
+        case "garbage":
+            return "I am sorry, I cannot grade this text."
+    raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
+
+
+def _verdict(
+    prompt: str,
+    judge_format: JudgeFormat,
+    preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
+) -> str:
+    """A pairwise verdict on the two texts of a pairwise rubric (its third and fourth quoted
+    blocks), in `judge_format`'s style: "longer" prefers the text with more words, "first"
+    always names position A whatever the texts, "known_words" prefers the text with more of
+    its words in `known_words` (a language's real words: a model that learned more writes
+    more of them); equal texts are a tie."""
+    quoted = prompt.split('"""')
+    a, b = (quoted[3], quoted[5]) if len(quoted) > 5 else ("", "")
+    if preference == "first":
+        winner = "A"
+    else:
+        if preference == "known_words":
+            score_a, score_b = _known_share(a, known_words), _known_share(b, known_words)
+        else:
+            score_a, score_b = len(a.split()), len(b.split())
+        winner = "A" if score_a > score_b else "B" if score_b > score_a else "tie"
+    reason = f"{len(a.split())} against {len(b.split())} words"
+    match judge_format:
+        case "asked":
+            return json.dumps({"winner": winner, "reason": reason})
+        case "spaced_strings":
+            return json.dumps({"Winner": f"Continuation {winner}" if winner != "tie" else "Tie",
+                               "Reason": reason})  # fmt: skip
+        case "fenced":
+            verdict = json.dumps({"verdict": winner, "explanation": reason})
+            return f"My verdict:\n```json\n{verdict}\n```"
+        case "prose" | "lines":
+            mark = {"A": "[[A]]", "B": "[[B]]", "tie": "[[C]]"}[winner]
+            return f"Comparing the two, {reason}. Final verdict: {mark}"
+        case "garbage":
+            return "Both texts have their merits and I would rather not choose."
+    raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
+
+
+def _known_share(text: str, known_words: Collection[str]) -> float:
+    words = [w.strip("।.,!?\"'") for w in text.split()]
+    return sum(w in known_words for w in words) / len(words) if words else 0.0
 
 
 @dataclass
@@ -137,6 +229,11 @@ class ServerConfig:
     tpm: int | None = None  # tokens per minute (prompt words + max_tokens); None = unlimited
     burst_s: float = 60.0  # bucket capacity, in seconds of refill (see the module doc)
     responder: Callable[[Json], str] = default_responder  # request body -> answer text
+    # How the default responder writes a judge's answer (see _grade), and which text its
+    # pairwise verdicts prefer (see _verdict).
+    judge_format: JudgeFormat = "asked"
+    pairwise_preference: PairwisePreference = "longer"
+    known_words: Collection[str] = frozenset()  # for pairwise_preference "known_words"
     # Faults for chat completions. The n-th admitted request (0-based, counting requests
     # that passed authentication and the rate limiter) gets, in this order of precedence:
     # fault(n, body) when it returns a kind; "500" when n < fail_first_n; else a kind drawn
@@ -161,6 +258,16 @@ class ServerConfig:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULTS}")
         if sum(self.fault_rates.values()) > 1:
             raise ValueError("fault_rates add up to more than 1")
+        if self.judge_format not in JUDGE_FORMATS:
+            raise ValueError(f"unknown judge_format {self.judge_format!r}; known: {JUDGE_FORMATS}")
+
+    def respond(self, body: Json) -> str:
+        """The answer text: the responder's; the default one writes as the fields say."""
+        if self.responder is default_responder:
+            return default_responder(
+                body, self.judge_format, self.pairwise_preference, self.known_words
+            )
+        return self.responder(body)
 
 
 @dataclass
@@ -499,7 +606,7 @@ class FakeOpenAI:
 
     def _complete(self, body: Json, *, cut: bool) -> Json:
         """The chat.completion object answering `body`; `cut` forces finish_reason "length"."""
-        text = self.config.responder(body)
+        text = self.config.respond(body)
         words = list(re.finditer(r"\S+", text))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         keep = len(words) // 2 if cut else limit if limit and len(words) > limit else None
@@ -1313,6 +1420,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch-seconds", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judge-format", choices=JUDGE_FORMATS, default="asked")
+    parser.add_argument(
+        "--pairwise-preference", choices=get_args(PairwisePreference), default="longer"
+    )
     parser.add_argument(
         "--fault",
         action="append",
@@ -1334,6 +1445,8 @@ def main(argv: list[str] | None = None) -> None:
             batch_seconds=args.batch_seconds,
             seed=args.seed,
             fault_rates=rates,
+            judge_format=args.judge_format,
+            pairwise_preference=args.pairwise_preference,
         )
     except ValueError as error:
         parser.error(str(error))

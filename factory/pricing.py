@@ -4,7 +4,6 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-import bpe_openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from factory.errors import KahaniError, first_problem
@@ -64,7 +63,9 @@ def load_prices(path: Path) -> PriceTable:
 
 
 @cache
-def _encoding(name: str) -> bpe_openai.Encoding:
+def _encoding(name: str):
+    import bpe_openai  # most of a second to import: only commands that count tokens pay it
+
     return bpe_openai.get_encoding(name)
 
 

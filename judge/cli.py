@@ -14,7 +14,7 @@ from factory.errors import KahaniError, run_cli
 from factory.flags import given, option
 from factory.languages import LANGUAGES
 from factory.settings import checked
-from judge.score import ScoreSettings
+from judge.settings import ScoreSettings
 
 app = typer.Typer(
     help="Score small language models: samples, an LLM judge, offline metrics.",

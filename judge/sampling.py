@@ -11,8 +11,6 @@ from factory.providers.base import GenerationParams
 from judge.models import ModelSpec
 from judge.results import Completion, SamplingConfig
 
-DEFAULT_TOP_K = 50  # local models without --top-k: the usual setting for small models
-
 
 def sample(
     spec: ModelSpec, prompts: list[dict], cfg: SamplingConfig, endpoint: llm.Endpoint, store: Path

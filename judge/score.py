@@ -8,8 +8,6 @@ make a second run of the same command free.
 from dataclasses import asdict
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from factory.errors import KahaniError
 from factory.languages import get_language
 from factory.llm import Endpoint
@@ -35,7 +33,8 @@ from judge.results import (
     write_summary,
 )
 from judge.rubric import Rubric
-from judge.sampling import DEFAULT_TOP_K, sample
+from judge.sampling import sample
+from judge.settings import DEFAULT_TOP_K, ScoreSettings
 
 STORY_METRICS = [
     "chrf",
@@ -48,32 +47,6 @@ STORY_METRICS = [
     "length_words",
 ]
 CONVERSATION_METRICS = [*STORY_METRICS, "cmi", "m_index", "i_index", "transliteration_consistency"]
-
-
-class ScoreSettings(BaseModel):
-    """What `judge score` can be told: names, defaults and bounds of its options."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n: int | None = Field(None, ge=1, description="Use only the first N prompts (default: all).")
-    samples: int = Field(3, ge=1, le=1000, description="Completions per prompt.")
-    max_tokens: int = Field(200, ge=1, le=100_000, description="Tokens per completion at most.")
-    temperature: float = Field(0.8, ge=0, le=2, description="Sampling temperature, 0-2.")
-    top_k: int | None = Field(
-        None,
-        ge=0,
-        description=f"Sample among the k likeliest tokens, 0 for all (default: {DEFAULT_TOP_K} "
-        "for local models; sent to API models only when given).",
-    )
-    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling, 0-1.")
-    seed: int = Field(0, description="Sample k of a prompt is drawn with seed + k.")
-    batch_size: int = Field(
-        16, ge=1, le=1024, description="Local models: completions generated together."
-    )
-    controls: int = Field(
-        10, ge=0, le=100_000, description="Completions per kind of damaged control."
-    )
-    judge_retries: int = Field(2, ge=0, le=10)
 
 
 def evaluate(

@@ -71,7 +71,7 @@ class AdaptiveLimit:
         rate = self.rate()
         if rate and self.mean_latency is not None:
             limit = min(limit, rate * self.mean_latency * HEADROOM + SPARE)
-        return max(MIN_LIMIT, min(limit, self.maximum))
+        return min(max(MIN_LIMIT, limit), self.maximum)
 
     async def acquire(self) -> None:
         """Wait for a free slot (returns at once after `close()`)."""

@@ -258,6 +258,7 @@ class OnlineEngine:
             self._count_outage(err)
             return False
         self.tally.retries += 1
+        self.tally.note = f"retrying: {str(err)[:80]}"
         return True
 
     def _show(self) -> None:

@@ -154,8 +154,8 @@ def run_generate(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise KahaniError(f"cannot write run folder {run_dir}: {err.strerror}") from None
+    store = RunStore.open(run_dir / "store.sqlite", create=True)  # a damaged one stops here
     save_config(run_dir, config)
-    store = RunStore.open(run_dir / "store.sqlite", create=True)
     try:
         return _generate(
             config, run_dir, store, prompt_set, cleaner, endpoint, prices, retry_rejected

@@ -87,9 +87,15 @@ class Progress:
 
             async def refresh() -> None:
                 print(f"{self.label}: {self.tally.total:,} to send", file=self.stream, flush=True)
+                last, note = time.monotonic(), ""
                 while True:
-                    await asyncio.sleep(every)
-                    print(f"{self.label}: {rate_line(self.tally)}", file=self.stream, flush=True)
+                    await asyncio.sleep(0.25)
+                    # A line every few seconds, and at once when something goes wrong.
+                    if time.monotonic() - last >= every or self.tally.note != note:
+                        note, last = self.tally.note, time.monotonic()
+                        print(
+                            f"{self.label}: {rate_line(self.tally)}", file=self.stream, flush=True
+                        )
 
         self._task = asyncio.create_task(refresh())
         return self

@@ -59,7 +59,10 @@ class PromptSet:
         self.template = template
         self.seed = seed
         header = template.header
-        self.constants: dict[str, str | int] = {**header.defaults, **(overrides or {})}
+        self.constants: dict[str, str | int] = {
+            **header.defaults,
+            **_checked_overrides(template, overrides or {}),
+        }
         # Header order is the author's order (noun, verb, adjective); inferred ones are sorted.
         sources = header.variables or _infer_sources(template, vocab_dir)
         missing = sorted(template.used_variables - sources.keys() - self.constants.keys())
@@ -164,6 +167,32 @@ def _infer_sources(template: PromptTemplate, vocab_dir: Path) -> dict[str, str]:
                 sources[var] = stem
                 break
     return sources
+
+
+def _checked_overrides(template: PromptTemplate, overrides: dict[str, str]) -> dict[str, str | int]:
+    """`--var` values the template can use: its own variables only, and a number where the
+    template's default is one (`--var turns=abc` fails here, before anything is sent)."""
+    known = template.used_variables | set(template.header.defaults)
+    checked: dict[str, str | int] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise KahaniError(
+                f"--var {key}: template {template.path.name} has no variable {key!r} "
+                f"(it has {', '.join(sorted(known))})"
+            )
+        if isinstance(template.header.defaults.get(key), int):
+            try:
+                checked[key] = int(value)
+            except ValueError:
+                default = template.header.defaults[key]
+                raise KahaniError(
+                    f"--var {key}: expects a whole number like the default {default}, got {value!r}"
+                ) from None
+            if checked[key] < 1:
+                raise KahaniError(f"--var {key}: must be at least 1, got {value!r}")
+        else:
+            checked[key] = value
+    return checked
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

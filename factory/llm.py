@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 
 from factory.engine import AnswerHook, Engine, Job, OnlineEngine, Tally, request_key
-from factory.errors import KahaniError
+from factory.errors import Interrupted
 from factory.progress import Progress
 from factory.prompts import Message
 from factory.providers import make_provider, require_access
@@ -138,15 +138,13 @@ def ask(
     label: str = "asking",
 ) -> dict[str, Reply]:
     """Answers to (id, messages) items, kept in the store at `store_path`; an item answered
-    by an earlier call costs nothing. Raises KahaniError when interrupted."""
+    by an earlier call costs nothing. Raises Interrupted (exit code 130) on Ctrl-C."""
     store = RunStore.open(store_path, create=True)
     try:
         requests = [Request(item_id, msgs, i) for i, (item_id, msgs) in enumerate(items)]
         outcome = answer(endpoint, store, requests, params, label=label)
         if outcome.interrupted:
-            raise KahaniError(
-                "interrupted; every answer so far is kept: run the same command to resume"
-            )
+            raise Interrupted("every answer so far is kept: run the same command to resume")
         return store.replies([item_id for item_id, _ in items])
     finally:
         store.close()

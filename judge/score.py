@@ -5,6 +5,7 @@ completions.jsonl, scores.jsonl, controls.jsonl, summary.json, and the request s
 make a second run of the same command free.
 """
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def evaluate(
             for m in wanted
             if _name(m) not in ("chrf", "bleu", "rouge_l", "embedding_completion_reference")
         ]
+    print(f"metrics: {len(wanted)} over {len(samples):,} completions", file=sys.stderr, flush=True)
     results = metrics.compute(wanted, samples)
 
     judged, controls = None, {}

@@ -22,6 +22,7 @@ import hashlib
 import inspect
 import random
 import re
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -343,6 +344,7 @@ class LocalProvider:
         if isinstance(source, Path) and source.suffix == ".gguf":
             source, extra = source.parent, {"gguf_file": source.name}
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        print(f"loading local model {self.source} on {self.device}", file=sys.stderr, flush=True)
         if self.threads:
             torch.set_num_threads(self.threads)
         try:

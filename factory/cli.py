@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from factory.errors import KahaniError, run_cli
-from factory.flags import given, option
+from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.settings import CleanSettings, RunSettings, checked
 
@@ -56,20 +56,9 @@ def _overrides(var: list[str] | None) -> dict[str, str] | None:
     return parse_overrides(var) if var else None
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        print(f"kahani {version('kahani')}")
-        raise typer.Exit()
-
-
 @app.callback()
 def overview(
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = None,
+    version: Version = None,
 ) -> None:
     """Make training data: render unique prompts, send them to an LLM, keep the answers."""
 

@@ -1,7 +1,7 @@
 """Command-line options made from settings fields, so a flag's help, default and bounds are
 the field's: declared once, checked the same way for flags and run files, in all three CLIs."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
@@ -20,6 +20,21 @@ def option(model: type[BaseModel], name: str, *decls: str, **kwargs: Any) -> Any
     return typer.Option(
         *(decls or (f"--{name.replace('_', '-')}",)), help=help_text, show_default=False, **kwargs
     )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"kahani {version('kahani')}")
+        raise typer.Exit()
+
+
+# `--version` of the three command lines.
+Version = Annotated[
+    bool | None,
+    typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version."),
+]
 
 
 def given(**values: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from factory.errors import KahaniError, run_cli
-from factory.flags import given, option
+from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.settings import checked
 from judge.settings import ScoreSettings
@@ -29,20 +29,9 @@ API_KEYS = (
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        print(f"kahani {version('kahani')}")
-        raise typer.Exit()
-
-
 @app.callback()
 def overview(
-    version: Annotated[
-        bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = None,
+    version: Version = None,
 ) -> None:
     """Score small language models: samples, an LLM judge, offline metrics."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from factory.errors import KahaniError
+from factory.errors import KahaniError, first_problem
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,7 @@ def read_summary(folder: Path) -> EvaluationSummary:
     try:
         return EvaluationSummary.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as err:
-        problem = err.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise KahaniError(f"{path} is not a kahani summary ({where}: {problem['msg']})") from None
+        raise KahaniError(f"{path} is not a kahani summary ({first_problem(err)})") from None
     except (OSError, UnicodeDecodeError) as err:
         raise KahaniError(f"cannot read {path}: {err}") from None
 

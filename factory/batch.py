@@ -176,7 +176,9 @@ class BatchEngine:
             self.store.close_batch(batch_id, batch.status)
 
     def _save_output(self, text: str) -> set[str]:
-        saved = set()
+        """Every answer of an output file, committed in one transaction (a file holds up to
+        50,000), then shown to the hook."""
+        saved: list[tuple[str, str, Answer]] = []
         now = time.time()
         for line in text.splitlines():
             if not line.strip():
@@ -205,11 +207,12 @@ class BatchEngine:
             key = self.store.request_key_of(pid)
             if key is None:
                 continue  # not a prompt of this run
-            self.store.save_answer(pid, key, answer)
+            saved.append((pid, key, answer))
+        self.store.save_answers(saved)
+        for pid, _, answer in saved:
             self.tally.count(answer)
             self.on_answer(self.tally, pid, answer)
-            saved.add(pid)
-        return saved
+        return {pid for pid, _, _ in saved}
 
 
 def _error_lines(text: str) -> dict[str, str]:

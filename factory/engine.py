@@ -114,6 +114,7 @@ class OnlineEngine:
         self.max_attempts = max_attempts
         self.tally = tally
         self.on_answer = on_answer
+        self.writer = store.answer_writer()
         self.stopping = asyncio.Event()
         self.outage: str | None = None
         self.fatal: KahaniError | None = None
@@ -159,6 +160,7 @@ class OnlineEngine:
             raise KahaniError(self.outage)
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.provider.close()
 
     async def _send(self, job: Job) -> None:
@@ -220,7 +222,7 @@ class OnlineEngine:
                 finished_at=time.time(),
             )
             self.limit.on_answer(answer.latency_s or 0.0, load)
-            self.store.save_answer(job.prompt_id, job.key, answer)
+            await self.writer.save(job.prompt_id, job.key, answer)
             self.tally.count(answer)
             self.on_answer(self.tally, job.prompt_id, answer)
             self._unanswered_streak = 0

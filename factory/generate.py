@@ -30,7 +30,7 @@ from factory.settings import (
     load_config,
     save_config,
 )
-from factory.store import Answer, RunStore
+from factory.store import Answer, RunStore, VerdictRow
 from factory.templates import template_path
 
 OFFLINE_MODEL_NOTE = (
@@ -174,10 +174,17 @@ def _generate(
     prices: PriceTable,
     retry_rejected: bool,
 ) -> int:
+    # Verdicts made as answers arrive are derived data (cleaning recomputes them all): they
+    # are written a hundred at a time, not with a disk sync each.
+    verdicts: list[VerdictRow] = []
+
     def check(tally: Tally, prompt_id: str, answer: Answer) -> None:
         verdict = cleaner.check(answer.text, answer.finish_reason, store.variables_of(prompt_id))
-        store.save_verdict(verdict_row(prompt_id, verdict))
+        verdicts.append(verdict_row(prompt_id, verdict))
         tally.rejected += not verdict.ok
+        if len(verdicts) >= 100:
+            store.save_verdicts(verdicts)
+            verdicts.clear()
 
     def requeue_rejected(ids: list[str]) -> None:
         if retry_rejected:
@@ -188,16 +195,19 @@ def _generate(
         for p in prompt_set.take(config.n, config.start)
     )
     started = time.monotonic()
-    outcome = llm.answer(
-        endpoint,
-        store,
-        requests,
-        params_for(config),
-        label=config.name,
-        on_answer=check,
-        before_sending=requeue_rejected,
-        tag=config.run_id,
-    )
+    try:
+        outcome = llm.answer(
+            endpoint,
+            store,
+            requests,
+            params_for(config),
+            label=config.name,
+            on_answer=check,
+            before_sending=requeue_rejected,
+            tag=config.run_id,
+        )
+    finally:
+        store.save_verdicts(verdicts)
     print(status_text(run_dir, store, config, prices))
     if outcome.tally.done:
         print(speed_line(outcome.tally, time.monotonic() - started))

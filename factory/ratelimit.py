@@ -1,8 +1,8 @@
 """Client-side rate limits: requests and tokens per minute, plus what the server tells us.
 
 aiolimiter's leaky bucket allows a burst as large as its capacity, so the per-minute
-limits are spread over buckets of about one second: 1,200 requests/minute becomes 20 per
-second rather than 1,200 at once, which a server's own limiter would answer with 429s.
+limits are spread over buckets of about a quarter second: 1,200 requests/minute becomes 5
+per 0.25 s rather than 1,200 at once, which a server's own limiter would answer with 429s.
 """
 
 import asyncio
@@ -27,8 +27,10 @@ def parse_reset(value: str) -> float | None:
 
 
 def per_second_limiter(per_minute: int) -> AsyncLimiter:
-    rate = max(1.0, per_minute / 60)
-    return AsyncLimiter(rate, rate * 60 / per_minute)
+    """A bucket of about a quarter second's requests: a server that enforces its limit per
+    second (as OpenAI may) then never sees a burst larger than its bucket refills."""
+    capacity = max(1.0, per_minute / 240)
+    return AsyncLimiter(capacity, capacity * 60 / per_minute)
 
 
 def backoff_delay(

@@ -137,10 +137,14 @@ def _rope_theta(hf: dict) -> float:
     return float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
 
 
+def hf_dir(path: Path) -> Path:
+    """A run directory's exported folder, or `path` itself when it is one."""
+    return path / "hf" if (path / "hf").is_dir() else path
+
+
 def load_hf(path: Path) -> tuple[GPT, TextTokenizer]:
     """Our model and the tokenizer from an exported folder (or a run directory holding hf/)."""
-    if (path / "hf").is_dir():
-        path = path / "hf"
+    path = hf_dir(path)
     missing = [f for f in HF_FILES if not (path / f).is_file()]
     if missing:
         raise KahaniError(

@@ -179,6 +179,19 @@ def load_tokenizer(path: Path) -> TextTokenizer:
     return TextTokenizer(hf=hf, bos_id=bos, eos_id=eos, pad_id=pad)
 
 
+def same_tokenizer(a: TextTokenizer, b: TextTokenizer) -> bool:
+    """Whether two tokenizers turn text into the same ids: same vocabulary and merges, same
+    special tokens, same normalizer and pre-tokenizer. Weights trained with one are
+    meaningless with the other."""
+
+    def essentials(tok: TextTokenizer) -> tuple:
+        spec = json.loads(tok.hf.backend_tokenizer.to_str())
+        added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
+        return (spec["model"], added, spec.get("normalizer"), spec.get("pre_tokenizer"))
+
+    return essentials(a) == essentials(b)
+
+
 @dataclass
 class TokenizerStats:
     fertility: float  # tokens per word (word = letters with their marks)

@@ -417,6 +417,9 @@ def open_run(run_dir: Path, spec: RunSpec, resume: bool, d: "Dist") -> checkpoin
     d.barrier()
     if d.main:
         writable_dir(run_dir)
+        if ckpt is None:  # logs of a start that never reached a checkpoint are not this run's
+            for stale in ("metrics.jsonl", "samples.jsonl"):
+                (run_dir / stale).unlink(missing_ok=True)
         (run_dir / "run.json").write_text(spec.model_dump_json(indent=1))
     return ckpt
 

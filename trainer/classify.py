@@ -20,7 +20,7 @@ from trainer.export import copy_tokenizer, export_classifier, hf_dir, load_hf
 from trainer.model import GPT
 from trainer.spec import ClassifySettings, RunSpec, TrainConfig
 from trainer.tokenizer import TextTokenizer
-from trainer.tracking import Tracker
+from trainer.tracking import Tracking
 from trainer.train import SAMPLE_PROMPTS, Dist, autocast, distributed, fit, open_run, saved_spec
 from trainer.train import train_config as merge_train_config
 
@@ -250,7 +250,7 @@ def classify(
     resume: bool = False,
     stop_at: int | None = None,
     val_fraction: float = 0.2,
-    tracker: Tracker | None = None,
+    tracker: Tracking | None = None,
 ) -> bool:
     """Fine-tune the exported model of run `init` to classify the texts of `data`."""
     gpt, tok = load_hf(init)

@@ -23,6 +23,8 @@ from trainer.options import (
     writable_file,
 )
 from trainer.signals import Interrupted
+from trainer.spec import DPOSettings, ModelOptions, TrainConfig
+from trainer.tracking import tracking
 
 app = typer.Typer(
     help="Train tokenizers and small GPT models on factory datasets, fine-tune them (chat, "
@@ -79,14 +81,6 @@ Track = Annotated[
     str | None, typer.Option(help="Also log metrics to trackio or wandb (when installed)")
 ]
 TrackProject = Annotated[str, typer.Option(help="Project name for --track")]
-
-
-def _tracker(track: str | None, project: str, out: Path, config: dict[str, Any]) -> Any:
-    from trainer.tracking import open_tracker
-
-    if track not in (None, "trackio", "wandb"):
-        raise KahaniError(f"unknown --track {track!r}; use trackio or wandb")
-    return open_tracker(track, project, out, config)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -163,7 +157,6 @@ def tokenizer(
 
 def _compare_tokenizers(data: list[Path], folders: list[Path], out: Path) -> None:
     from reports.training import render_tokenizers
-
     from trainer.tokenizer import compare
 
     writable_file(out)
@@ -267,8 +260,6 @@ def train(
     Continue another run on new data: trainer train --init runs/hindi-20M --data data/marathi ...
     Several processes: torchrun --nproc_per_node 2 -m trainer train --data ... --out ...
     """
-    from trainer.train import pretrain
-
     model_opts = _given(
         preset=preset,
         width=width,
@@ -294,7 +285,11 @@ def train(
         seed=seed,
         compile=compile,
     )
-    tracker = _tracker(track, track_project, out, {**model_opts, **train_opts})
+    check(ModelOptions, model_opts)
+    check(TrainConfig, train_opts)
+    tracker = tracking(track, track_project)
+    from trainer.train import pretrain
+
     pretrain(data, out, model_opts, train_opts, resume, stop_at, init, tracker)
 
 
@@ -321,8 +316,6 @@ def sft(
 
     Example: trainer sft --init runs/hinglish-5M --data exports/chat --out runs/hinglish-chat
     """
-    from trainer.sft import sft as run_sft
-
     opts = _given(
         steps=steps,
         batch_size=batch_size,
@@ -334,7 +327,10 @@ def sft(
         checkpoint_every=checkpoint_every,
         seed=seed,
     )
-    tracker = _tracker(track, track_project, out, opts)
+    check(TrainConfig, opts)
+    tracker = tracking(track, track_project)
+    from trainer.sft import sft as run_sft
+
     run_sft(init, data, out, opts, resume=resume, stop_at=stop_at, tracker=tracker)
 
 
@@ -368,8 +364,6 @@ def classify(
 
     Example: trainer classify --init runs/hi-tiny --data spam.jsonl --out runs/spam
     """
-    from trainer.classify import classify as run_classify
-
     split = check(SplitOptions, {"val_fraction": val_fraction})
     opts = _given(
         steps=steps,
@@ -382,7 +376,10 @@ def classify(
         checkpoint_every=checkpoint_every,
         seed=seed,
     )
-    tracker = _tracker(track, track_project, out, opts)
+    check(TrainConfig, opts)
+    tracker = tracking(track, track_project)
+    from trainer.classify import classify as run_classify
+
     run_classify(
         init,
         data,
@@ -437,8 +434,6 @@ def dpo(
 
     Example: trainer dpo --init runs/hinglish-chat --data pairs.jsonl --beta 0.1 --out runs/dpo
     """
-    from trainer.dpo import dpo as run_dpo
-
     split = check(SplitOptions, {"val_fraction": val_fraction})
     opts = _given(
         steps=steps,
@@ -451,7 +446,11 @@ def dpo(
         checkpoint_every=checkpoint_every,
         seed=seed,
     )
-    tracker = _tracker(track, track_project, out, opts)
+    check(TrainConfig, opts)
+    check(DPOSettings, _given(beta=beta, chat=chat))
+    tracker = tracking(track, track_project)
+    from trainer.dpo import dpo as run_dpo
+
     run_dpo(
         init,
         data,
@@ -507,7 +506,6 @@ def report(
     Example: trainer report runs/hi-tiny runs/hi-from-marathi --out transfer.html
     """
     from reports.training import render_training
-
     from trainer.runinfo import load_runs
 
     loaded, default_out = load_runs(runs)

@@ -33,7 +33,7 @@ from trainer.export import copy_tokenizer, export, hf_dir, load_hf
 from trainer.model import GPT
 from trainer.spec import DPOSettings, RunSpec, TrainConfig
 from trainer.tokenizer import END, ROLES, TextTokenizer
-from trainer.tracking import Tracker
+from trainer.tracking import Tracking
 from trainer.train import (
     SAMPLE_PROMPTS,
     Dist,
@@ -282,7 +282,7 @@ def dpo(
     resume: bool = False,
     stop_at: int | None = None,
     val_fraction: float = 0.2,
-    tracker: Tracker | None = None,
+    tracker: Tracking | None = None,
 ) -> bool:
     """Preference-tune the exported model of run `init` on the pairs in `data`."""
     from trainer.options import check, validated

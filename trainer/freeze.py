@@ -16,10 +16,12 @@ for bit as they started it.
 
 import re
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from factory.errors import KahaniError
+
+if TYPE_CHECKING:  # torch loads only when a model is frozen; parsing SPEC needs none of it
+    from torch import nn
 
 PARTS = "embeddings, blocks:I-J (0 is the lowest block), blocks:I or all-but-head"
 _BLOCKS = re.compile(r"blocks:(\d+)(?:-(\d+))?")
@@ -51,21 +53,21 @@ def parse(spec: str) -> FreezeSpec:
     return FreezeSpec(embeddings, tuple(blocks), all_but_head)
 
 
-def _parts(model: nn.Module) -> tuple[nn.Module, list[nn.Module]]:
+def _parts(model: "nn.Module") -> tuple["nn.Module", list["nn.Module"]]:
     """The GPT inside `model` and the modules that make up its head."""
     gpt = getattr(model, "gpt", model)  # a Classifier wraps a GPT and adds `score`
     head = [gpt.norm, model.score if hasattr(model, "score") else gpt.lm_head]
     return gpt, head
 
 
-def apply(spec: str | None, model: nn.Module) -> str:
+def apply(spec: str | None, model: "nn.Module") -> str:
     """Freeze the parts named in `spec` and say how many parameters still train."""
     params = list(model.parameters())  # each shared (tied) parameter once
     total = sum(p.numel() for p in params)
     if spec:
         parsed = parse(spec)
         gpt, head = _parts(model)
-        frozen: list[nn.Parameter] = []
+        frozen: list = []
         if parsed.embeddings:
             frozen += list(gpt.embed.parameters())
         n = len(gpt.blocks)

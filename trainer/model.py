@@ -10,48 +10,12 @@ F MLP width, V vocabulary, L layers.
 """
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-
-class ModelConfig(BaseModel):
-    """The shape of a model; saved in every checkpoint and mapped onto the exported config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vocab_size: int = Field(gt=0)
-    block_size: int = Field(512, gt=1)  # longest sequence, and the length of the rotary tables
-    n_layer: int = Field(gt=0)
-    n_head: int = Field(gt=0)
-    d_model: int = Field(gt=0)
-    d_ff: int = Field(gt=0)
-    activation: Literal["silu", "gelu"] = "silu"  # gated either way: SwiGLU or GeGLU
-    qk_norm: bool = False
-    tie_embeddings: bool = True
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    # Training only: on attention weights (Llama's `attention_dropout`) and, as in GPT-2, on
-    # what each attention and MLP branch adds to the residual stream (export keeps the first).
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _heads_split_the_width(self) -> "ModelConfig":
-        # rotary positions rotate pairs of a head's dimensions, so a head needs an even size
-        if self.d_model % self.n_head or self.head_dim % 2:
-            raise ValueError(
-                f"width {self.d_model} must split into {self.n_head} heads of an even size; "
-                "change --width or --heads"
-            )
-        return self
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_head
-
+from trainer.spec import ModelConfig
 
 # name -> (layers, heads, width). Parameter counts assume an 8k-16k vocabulary.
 PRESETS: dict[str, tuple[int, int, int]] = {

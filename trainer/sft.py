@@ -14,7 +14,7 @@ from trainer.data import column, read_rows
 from trainer.export import copy_tokenizer, hf_dir, load_hf
 from trainer.spec import RunSpec, TrainConfig
 from trainer.tokenizer import END, ROLES, TextTokenizer
-from trainer.tracking import Tracker
+from trainer.tracking import Tracking
 from trainer.train import (
     SAMPLE_PROMPTS,
     LanguageModeling,
@@ -73,7 +73,7 @@ def sft(
     resume: bool = False,
     stop_at: int | None = None,
     val_fraction: float = 0.05,
-    tracker: Tracker | None = None,
+    tracker: Tracking | None = None,
 ) -> bool:
     """Fine-tune the exported model of run `init` on the `messages` of `data`."""
     model, tok = load_hf(init)

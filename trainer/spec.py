@@ -2,15 +2,50 @@
 
 The command lines, the sweep files and the Python API all check values against these models
 (trainer/options.py), so `trainer train --steps 0`, `steps: 0` in a sweep file and
-`pretrain(..., {"steps": 0})` fail the same way, with one line naming the setting.
+`pretrain(..., {"steps": 0})` fail the same way, with one line naming the setting. No torch
+here: the command line checks its options against these models before loading torch.
 """
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trainer import freeze
-from trainer.model import ModelConfig
+
+
+class ModelConfig(BaseModel):
+    """The shape of a model; saved in every checkpoint and mapped onto the exported config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = Field(gt=0)
+    block_size: int = Field(512, gt=1)  # longest sequence, and the length of the rotary tables
+    n_layer: int = Field(gt=0)
+    n_head: int = Field(gt=0)
+    d_model: int = Field(gt=0)
+    d_ff: int = Field(gt=0)
+    activation: Literal["silu", "gelu"] = "silu"  # gated either way: SwiGLU or GeGLU
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    # Training only: on attention weights (Llama's `attention_dropout`) and, as in GPT-2, on
+    # what each attention and MLP branch adds to the residual stream (export keeps the first).
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_split_the_width(self) -> "ModelConfig":
+        # rotary positions rotate pairs of a head's dimensions, so a head needs an even size
+        if self.d_model % self.n_head or self.head_dim % 2:
+            raise ValueError(
+                f"width {self.d_model} must split into {self.n_head} heads of an even size; "
+                "change --width or --heads"
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
 
 
 class TrainConfig(BaseModel):

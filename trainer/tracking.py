@@ -3,7 +3,8 @@ to metrics.jsonl also goes there. Without the flag nothing is imported and nothi
 metrics.jsonl stays the record either way (reports read it, never the tracker)."""
 
 import importlib
-from pathlib import Path
+import importlib.util
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
@@ -27,17 +28,26 @@ class Tracker:
         self.lib.finish()
 
 
-def open_tracker(
-    backend: Backend | None, project: str, run_dir: Path, config: dict[str, Any]
-) -> Tracker | None:
-    """A tracker for the run in `run_dir`, or None without --track."""
+@dataclass(frozen=True)
+class Tracking:
+    """Where metrics should also go; the run's main process starts it when training starts."""
+
+    backend: Backend
+    project: str
+
+    def start(self, name: str, config: dict[str, Any]) -> Tracker:
+        return Tracker(importlib.import_module(self.backend), self.project, name, config)
+
+
+def tracking(backend: str | None, project: str) -> Tracking | None:
+    """Check --track before any work: a known backend that is installed."""
     if backend is None:
         return None
-    try:
-        lib = importlib.import_module(backend)
-    except ImportError as err:
+    if backend not in ("trackio", "wandb"):
+        raise KahaniError(f"unknown --track {backend!r}; use trackio or wandb")
+    if importlib.util.find_spec(backend) is None:
         raise KahaniError(
             f"--track {backend} needs the {backend} package: pip install {backend} "
-            f"(or kahani[track]), or drop --track"
-        ) from err
-    return Tracker(lib, project, run_dir.name, config)
+            "(or kahani[track]), or drop --track"
+        )
+    return Tracking(backend, project)  # type: ignore[arg-type]

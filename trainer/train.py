@@ -39,7 +39,7 @@ from trainer.sample import generate, stop_tokens
 from trainer.signals import Interrupted, StopSignal
 from trainer.spec import MODEL_FIELDS, ModelOptions, RunSpec, TrainConfig
 from trainer.tokenizer import TextTokenizer, load_tokenizer, same_tokenizer
-from trainer.tracking import Tracker
+from trainer.tracking import Tracker, Tracking
 
 SAMPLE_PROMPTS, SAMPLE_TOKENS = 2, 48  # completions written at every checkpoint, for reports
 
@@ -272,7 +272,7 @@ def fit(
     resume_from: checkpoint.Checkpoint | None,
     d: "Dist",
     stop_at: int | None = None,
-    tracker: Tracker | None = None,
+    tracking: Tracking | None = None,
 ) -> bool:
     """Train `model` in place from step 0 or the checkpoint; True when all steps are done,
     and then the task's `finish` has exported the run. Raises Interrupted after
@@ -308,6 +308,7 @@ def fit(
             f"{cfg.steps}, {d.world} process(es) on {d.device.type}\n{trainable_note}",
             flush=True,
         )
+    tracker = tracking.start(run_dir.name, spec.model_dump()) if tracking and d.main else None
     step = start
     with StopSignal() as stop:
         tick = time.perf_counter()
@@ -384,12 +385,14 @@ def fit(
                         _log(run_dir, {"step": step, **row}, None, "samples")
                 d.barrier()
             if want_stop:
+                if tracker is not None:
+                    tracker.finish()
                 raise Interrupted(f"stopped at step {step}; continue with --resume")
             tick = time.perf_counter()
     done = step >= cfg.steps
     if done and d.main:  # every finished run ends with a folder transformers loads
         task.finish(model, run_dir)
-    if tracker is not None and d.main:
+    if tracker is not None:
         tracker.finish()
     return done
 
@@ -502,7 +505,7 @@ def pretrain(
     resume: bool = False,
     stop_at: int | None = None,
     init: Path | None = None,
-    tracker: Tracker | None = None,
+    tracker: Tracking | None = None,
 ) -> bool:
     """Pretrain on `trainer prepare` output, from scratch or from run `init`'s weights (continued
     pretraining, say on a second language). Options left out come from run.json on resume."""

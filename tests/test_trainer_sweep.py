@@ -4,6 +4,7 @@ finished trials, resumes the interrupted one, and ranks every trial by validatio
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,6 +77,26 @@ def test_workers_split_the_trials_without_changing_the_file(tmp_path, hindi_data
     assert second.returncode == 0, second.stderr
     assert sorted(p.name for p in out.glob("trial-*")) == ["trial-000", "trial-001", "trial-002"]
     assert "trial-001:" not in second.stdout  # worker 0 left worker 1's trial alone
+
+
+def test_torchrun_processes_each_take_their_share_of_the_trials(tmp_path, hindi_data):
+    config = sweep_file(tmp_path, hindi_data, "lr: [0.001, 0.003]")
+    quick = config.read_text().replace("steps: 30", "steps: 2").replace("every: 15", "every: 2")
+    config.write_text(quick)
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"),
+            *("-m", "trainer", "sweep", str(config)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "sweep"
+    for trial in ("trial-000", "trial-001"):
+        assert steps(out / trial) == [1, 2]  # each trial run once, by one process, alone
+    assert done.stdout.count("starting") == 2 and "2 process(es)" not in done.stdout
 
 
 def test_grid_and_random_trials_are_a_function_of_the_file(tmp_path):

@@ -104,6 +104,8 @@ def read_rows(path: Path, val_fraction: float = 0.05) -> dict[str, list[Row]]:
         val_idx = {i for h, i in keyed if h < val_fraction} or (
             {keyed[0][1]} if len(keyed) > 1 else set()
         )
+        if len(val_idx) == len(rows):  # a tiny file: never hold out every row
+            val_idx = set()
         train = [r for i, r in enumerate(rows) if i not in val_idx]
         val = [r for i, r in enumerate(rows) if i in val_idx]
     if not train:

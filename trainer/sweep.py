@@ -237,7 +237,7 @@ def run_sweep(path: Path, out: Path | None, worker: str | None) -> list[dict[str
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = saved.with_suffix(".tmp")
+        tmp = saved.with_name(f"sweep.json.{os.getpid()}.tmp")  # workers may start together
         tmp.write_text(json.dumps(record, indent=1))
         tmp.replace(saved)
     model_keys = set(ModelOptions.model_fields)
@@ -264,7 +264,7 @@ def run_sweep(path: Path, out: Path | None, worker: str | None) -> list[dict[str
             init=Path(sweep.init) if sweep.init else None,
         )
     table = results(out, settings, list(sweep.search))
-    tmp = out / "results.json.tmp"
+    tmp = out / f"results.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(table, indent=1))
     tmp.replace(out / "results.json")
     _print_table(table)

@@ -1,0 +1,29 @@
+"""Ctrl-C and SIGTERM during training: checkpoint, stop, and exit 130 like any interrupted
+program (a job scheduler or a shell script can tell an interrupted run from a finished one)."""
+
+import signal
+from types import FrameType
+
+
+class Interrupted(Exception):
+    """A run that checkpointed and stopped because it was asked to; `--resume` continues it."""
+
+    exit_code = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
+
+
+class StopSignal:
+    """Turns SIGINT/SIGTERM into a request to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self) -> "StopSignal":
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)

@@ -13,9 +13,9 @@ not blur the comparison. Clients, side by side in this run:
 - 16 threads: a pool of 16 threads calling the synchronous client, sleeping 1 s after a 429.
 
 Scenarios: a hosted API that allows 1,200 requests/minute (429 beyond, per second) at 0.3 s,
-3 s and 10 s per answer, and 10,000/minute at 3 s; a self-hosted server that never answers 429 but slows down once more
-than K requests are in flight (its capacity is K / latency). Then the start-up time of the
-three command lines, against a bare `python -c pass`.
+3 s and 10 s per answer, and 10,000/minute at 3 s; a self-hosted server that never answers
+429 but slows down once more than K requests are in flight (its capacity is K / latency).
+Then the start-up time of the three command lines, against a bare `python -c pass`.
 
     python bench/generate_throughput.py                 # about 20 minutes
     python bench/generate_throughput.py --seconds 30 --only hosted-3s

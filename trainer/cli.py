@@ -5,14 +5,13 @@ commands that need them, so `trainer --help` answers at once.
 """
 
 import json
-import sys
-from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from factory.errors import KahaniError, run_cli
+from factory.flags import Version, given
 from trainer.options import (
     PrepareOptions,
     SampleOptions,
@@ -22,7 +21,6 @@ from trainer.options import (
     writable_dir,
     writable_file,
 )
-from trainer.signals import Interrupted
 from trainer.spec import DPOSettings, ModelOptions, TrainConfig
 from trainer.tracking import tracking
 
@@ -36,25 +34,9 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"trainer (kahani) {package_version('kahani')}")
-        raise typer.Exit()
-
-
 @app.callback()
-def _main(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    pass
-
-
-def _given(**options: Any) -> dict[str, Any]:
-    """The options the user set (None means: keep the default, or the resumed run's value)."""
-    return {k: v for k, v in options.items() if v is not None}
+def _main(version: Version = None) -> None:
+    """Train tokenizers and small GPT models, fine-tune, sweep, export, sample, report."""
 
 
 # Options shared by every kind of run, declared once.
@@ -194,7 +176,7 @@ def prepare(
 
     Example: trainer prepare exports/hindi --tokenizer tok/hindi --out data/hindi
     """
-    opts = check(PrepareOptions, _given(val_fraction=val_fraction, dtype=dtype))
+    opts = check(PrepareOptions, given(val_fraction=val_fraction, dtype=dtype))
     writable_dir(out)
     from trainer.data import prepare as prepare_shards
     from trainer.tokenizer import load_tokenizer
@@ -260,7 +242,7 @@ def train(
     Continue another run on new data: trainer train --init runs/hindi-20M --data data/marathi ...
     Several processes: torchrun --nproc_per_node 2 -m trainer train --data ... --out ...
     """
-    model_opts = _given(
+    model_opts = given(
         preset=preset,
         width=width,
         depth=depth,
@@ -271,7 +253,7 @@ def train(
         tie_embeddings=tie_embeddings,
         dropout=dropout,
     )
-    train_opts = _given(
+    train_opts = given(
         steps=steps,
         batch_size=batch_size,
         grad_accum=grad_accum,
@@ -316,7 +298,7 @@ def sft(
 
     Example: trainer sft --init runs/hinglish-5M --data exports/chat --out runs/hinglish-chat
     """
-    opts = _given(
+    opts = given(
         steps=steps,
         batch_size=batch_size,
         grad_accum=grad_accum,
@@ -365,7 +347,7 @@ def classify(
     Example: trainer classify --init runs/hi-tiny --data spam.jsonl --out runs/spam
     """
     split = check(SplitOptions, {"val_fraction": val_fraction})
-    opts = _given(
+    opts = given(
         steps=steps,
         batch_size=batch_size,
         grad_accum=grad_accum,
@@ -435,7 +417,7 @@ def dpo(
     Example: trainer dpo --init runs/hinglish-chat --data pairs.jsonl --beta 0.1 --out runs/dpo
     """
     split = check(SplitOptions, {"val_fraction": val_fraction})
-    opts = _given(
+    opts = given(
         steps=steps,
         batch_size=batch_size,
         grad_accum=grad_accum,
@@ -447,7 +429,7 @@ def dpo(
         seed=seed,
     )
     check(TrainConfig, opts)
-    check(DPOSettings, _given(beta=beta, chat=chat))
+    check(DPOSettings, given(beta=beta, chat=chat))
     tracker = tracking(track, track_project)
     from trainer.dpo import dpo as run_dpo
 
@@ -456,7 +438,7 @@ def dpo(
         data,
         out,
         opts,
-        _given(beta=beta, chat=chat),
+        given(beta=beta, chat=chat),
         resume=resume,
         stop_at=stop_at,
         val_fraction=split["val_fraction"],
@@ -538,7 +520,7 @@ def sample(
     """
     opts = check(
         SampleOptions,
-        _given(
+        given(
             samples=samples, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed
         ),
     )
@@ -607,8 +589,4 @@ def export(
 
 
 def main() -> None:
-    try:
-        run_cli(app)
-    except Interrupted as stopped:
-        print(stopped, file=sys.stderr)
-        sys.exit(Interrupted.exit_code)
+    run_cli(app)

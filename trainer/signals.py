@@ -4,11 +4,9 @@ program (a job scheduler or a shell script can tell an interrupted run from a fi
 import signal
 from types import FrameType
 
+from factory.errors import Interrupted  # the CLIs' boundary turns it into exit code 130
 
-class Interrupted(Exception):
-    """A run that checkpointed and stopped because it was asked to; `--resume` continues it."""
-
-    exit_code = 130  # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
+__all__ = ["Interrupted", "StopSignal"]
 
 
 class StopSignal:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from openai_server import FakeOpenAI, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def test_the_walkthrough_covers_every_stage():
         assert command in programs
 
 
+@pytest.mark.timeout(1800)  # the whole walkthrough, training included, in one test
 def test_every_readme_command_runs(tmp_path):
     (tmp_path / "tests").symlink_to(ROOT / "tests")  # the README uses the shipped fixtures
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}

@@ -6,7 +6,7 @@ commands that need them, so `trainer --help` answers at once.
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -275,6 +275,27 @@ def train(
     pretrain(data, out, model_opts, train_opts, resume, stop_at, init, tracker)
 
 
+FINE_TUNING = (
+    "steps",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "warmup_steps",
+    "freeze",
+    "eval_every",
+    "checkpoint_every",
+    "seed",
+)
+
+
+def _training(options: dict[str, Any]) -> dict[str, Any]:
+    """The training options a fine-tuning command shares (from its arguments), as the user
+    gave them, checked against their bounds."""
+    opts = given(**{name: options[name] for name in FINE_TUNING})
+    check(TrainConfig, opts)
+    return opts
+
+
 @app.command()
 def sft(
     init: Annotated[Path, typer.Option(help="A finished run (or its hf/ folder) to start from")],
@@ -298,18 +319,7 @@ def sft(
 
     Example: trainer sft --init runs/hinglish-5M --data exports/chat --out runs/hinglish-chat
     """
-    opts = given(
-        steps=steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        freeze=freeze,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-    )
-    check(TrainConfig, opts)
+    opts = _training(locals())
     tracker = tracking(track, track_project)
     from trainer.sft import sft as run_sft
 
@@ -347,18 +357,7 @@ def classify(
     Example: trainer classify --init runs/hi-tiny --data spam.jsonl --out runs/spam
     """
     split = check(SplitOptions, {"val_fraction": val_fraction})
-    opts = given(
-        steps=steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        freeze=freeze,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-    )
-    check(TrainConfig, opts)
+    opts = _training(locals())
     tracker = tracking(track, track_project)
     from trainer.classify import classify as run_classify
 
@@ -417,18 +416,7 @@ def dpo(
     Example: trainer dpo --init runs/hinglish-chat --data pairs.jsonl --beta 0.1 --out runs/dpo
     """
     split = check(SplitOptions, {"val_fraction": val_fraction})
-    opts = given(
-        steps=steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        freeze=freeze,
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-    )
-    check(TrainConfig, opts)
+    opts = _training(locals())
     check(DPOSettings, given(beta=beta, chat=chat))
     tracker = tracking(track, track_project)
     from trainer.dpo import dpo as run_dpo

@@ -88,7 +88,7 @@ def test_train_on_an_unprepared_file_suggests_prepare_with_a_data_folder(tmp_pat
 
 def test_version_and_a_fast_help():
     result = run_cli("trainer", "--version")
-    assert result.returncode == 0 and result.stdout.startswith("trainer (kahani) ")
+    assert result.returncode == 0 and result.stdout.startswith("kahani ")
     probe = subprocess.run(
         [
             str(BIN / "python"),

@@ -24,6 +24,11 @@ class JudgeResult:
     attempts: dict[str, int] = field(default_factory=dict)
 
 
+def judge_name(endpoint: Endpoint) -> str:
+    """provider:model of a judge (the Batch API is OpenAI's, at half the price)."""
+    return f"{endpoint.provider.removesuffix('-batch')}:{endpoint.model}"
+
+
 def request_id(item_id: str, endpoint: Endpoint, messages: list, seed: int | None) -> str:
     """A store id naming the item and keyed by what was asked of whom: another judge, seed
     or text is another request, never an answer stored for the old one (one store holds

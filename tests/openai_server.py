@@ -109,7 +109,8 @@ def default_responder(
     `judge_format` says. A pairwise rubric (asks for a `"winner"`) gets a verdict for the text
     `pairwise_preference` picks. Anything else is echoed. The same prompt always gets the
     same answer, and with a `seed` in the request, the same prompt and seed (so repeated
-    judgements with different seeds can differ, as a sampled judge's do).
+    judgements with different seeds can differ, as a sampled judge's do). Grades also depend
+    on the model asked, as two judges' grades do.
     """
     prompt = _last_user_text(body.get("messages") or [])
     seeded = prompt if body.get("seed") is None else f"{prompt}\0seed={body['seed']}"
@@ -117,7 +118,8 @@ def default_responder(
     if '"winner"' in prompt:
         return _verdict(prompt, judge_format, pairwise_preference, known_words)
     if "an integer score" in prompt:
-        return _grade(prompt, rng, judge_format)
+        judge = f"{seeded}\0model={body.get('model')}"
+        return _grade(prompt, random.Random(hashlib.sha256(judge.encode()).digest()), judge_format)
     if '"story"' in prompt:
         return _story(prompt, rng)
     if '"conversation"' in prompt:

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from judge.aggregate import mean_interval
+from judge.report import evaluation_report
 from judge.rubric import DIMENSIONS
-from reports.evaluation import render_evaluation
 
 SIZE_BUDGET = 10 * 1024 * 1024
 TIME_BUDGET_S = 2.0
@@ -99,7 +99,7 @@ def main() -> None:
         folder = Path(tmp)
         synthetic_evaluation(folder, args.samples)
         start = time.perf_counter()
-        report = render_evaluation(folder)
+        report = evaluation_report(folder)
         render_s = time.perf_counter() - start
         size = report.stat().st_size
         print(f"samples        {args.samples:,}")

@@ -33,7 +33,7 @@ def request_id(item_id: str, endpoint: Endpoint, messages: list, seed: int | Non
     """A store id naming the item and keyed by what was asked of whom: another judge, seed
     or text is another request, never an answer stored for the old one (one store holds
     every judge of a panel)."""
-    asked = [endpoint.provider, endpoint.model, seed, [m.model_dump() for m in messages]]
+    asked = [judge_name(endpoint), seed, [m.model_dump() for m in messages]]
     digest = hashlib.sha256(json.dumps(asked, ensure_ascii=False).encode()).hexdigest()
     return f"{item_id}#{digest[:16]}"
 
@@ -59,7 +59,7 @@ def judge_items(
             ids[item_id] = request_id(item_id, endpoint, messages, seed)
             requests.append((ids[item_id], messages))
         label = (
-            f"judging with {endpoint.provider}:{endpoint.model}"
+            f"judging with {judge_name(endpoint)}"
             + (f" (seed {seed})" if seed is not None else "")
             + (f", asking again ({attempt})" if attempt > 1 else "")
         )

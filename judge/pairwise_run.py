@@ -196,7 +196,7 @@ def _prompts(system: System) -> set[str]:
 def _item_id(endpoint: Endpoint, messages: list, attempt: int) -> str:
     """An id from the judge and the request's content, so another judge or a changed text
     is a new request, never an old answer (the store keeps the first request under an id)."""
-    asked = [endpoint.provider, endpoint.model, [m.model_dump() for m in messages]]
+    asked = [judge_name(endpoint), [m.model_dump() for m in messages]]
     digest = hashlib.sha256(json.dumps(asked, ensure_ascii=False).encode()).hexdigest()
     return f"pw-{digest[:20]}#a{attempt}"
 

@@ -11,7 +11,7 @@ def _interval(entry: Interval) -> str:
 
 def _figure(entry: Figure) -> str:
     if entry.value is None:
-        return "- (undefined: too few distinct scores)"
+        return "- (undefined: too few scores, or too few distinct ones)"
     return f"{entry.value:.3f} [{entry.low:.3f}, {entry.high:.3f}]"
 
 

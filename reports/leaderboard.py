@@ -46,10 +46,7 @@ def _row(pair: dict) -> dict[str, Any]:
         "outcome": _outcome(pair),
         "score": pair["score"],
         "prompt": pair["prompt"],
-        # the second text keyed apart when both sides have one name (never in practice)
-        "texts": {first: pair["first_text"], f"{second} ": pair["second_text"]}
-        if first == second
-        else {first: pair["first_text"], second: pair["second_text"]},
+        "texts": {first: pair["first_text"], second: pair["second_text"]},  # names differ
         "verdicts": {
             "first order": _verdict(pair["forward"], first, second),
             "swapped order": _verdict(pair["backward"], second, first),

@@ -142,3 +142,27 @@ def test_panel_flags_that_do_not_add_up_are_one_line_errors(tmp_path):
     ]:  # fmt: skip
         assert_one_line_error(run_cli(*model, *args), fragment)
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+def test_a_judge_answering_garbage_is_reported_and_agreement_undefined(servers, tmp_path):
+    first, second = servers
+    second.config.judge_format = "garbage"
+    result = score(
+        first,
+        *("--judge", "openai:gpt-4o", "--judge", "openai:judge-b"),
+        *("--judge-base-url", first.base_url, "--judge-base-url", second.base_url),
+        *("--judge-api-key", TEST_KEY, "--judge-api-key", SECOND_KEY),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    good, bad = summary["panel"]["judges"]
+    assert good["parse_failure_rate"] == 0.0 and bad["parse_failure_rate"] == 1.0
+    assert bad["dimensions"]["overall"]["mean"] is None
+    # the mean is the judge that answered; agreement with a judge that gave nothing is undefined
+    assert summary["judge"]["parse_failure_rate"] == 0.0
+    assert summary["judge"]["dimensions"]["overall"] == good["dimensions"]["overall"]
+    assert summary["panel"]["agreement"]["overall"]["krippendorff_alpha"]["value"] is None
+    assert "alpha - (undefined" in result.stdout
+    html = (tmp_path / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "undefined" in html

@@ -41,82 +41,111 @@ def _matrix(rows: Sequence[Scores]) -> np.ndarray:
     return np.array([[np.nan if v is None else float(v) for v in row] for row in rows], float)
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties given the mean of the ranks they span."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return ((ends - counts + 1 + ends) / 2)[inverse]
+def _weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Ranks (R, n) of n values in each of R weighted copies of them (weight k: the value
+    appears k times, as in a bootstrap resample), ties given the mean of the ranks they span."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    counts = weights @ (inverse[:, None] == np.arange(len(distinct))).astype(float)  # (R, V)
+    ends = np.cumsum(counts, axis=1)
+    return (ends - (counts - 1) / 2)[:, inverse]
 
 
-def _spearman(data: np.ndarray) -> float:
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (weights * values).sum(axis=-1) / weights.sum(axis=-1)
+
+
+def _spearman(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Spearman's rho of the two rows of data, in each weighted copy (R,)."""
+    x, y = (_weighted_ranks(row, weights) for row in data)
+    x = x - _weighted_mean(x, weights)[:, None]
+    y = y - _weighted_mean(y, weights)[:, None]
+    cov, var_x, var_y = ((weights * a * b).sum(axis=1) for a, b in ((x, y), (x, x), (y, y)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((var_x > 1e-12) & (var_y > 1e-12), cov / np.sqrt(var_x * var_y), np.nan)
+
+
+def _quadratic_kappa(data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Quadratic-weighted kappa of the two rows of data, in each weighted copy (R,)."""
     x, y = data
-    if x.std() == 0 or y.std() == 0:
-        return np.nan
-    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
-
-
-def _quadratic_kappa(data: np.ndarray) -> float:
-    x, y = data
+    mean_x, mean_y = _weighted_mean(x, weights), _weighted_mean(y, weights)
+    var_x = _weighted_mean((x - mean_x[:, None]) ** 2, weights)
+    var_y = _weighted_mean((y - mean_y[:, None]) ** 2, weights)
     # mean over all (i, j) of (x_i - y_j)^2 = var x + var y + (mean x - mean y)^2
-    chance = x.var() + y.var() + (x.mean() - y.mean()) ** 2
-    return float(1 - np.mean((x - y) ** 2) / chance) if chance > 0 else np.nan
+    chance = var_x + var_y + (mean_x - mean_y) ** 2
+    observed = _weighted_mean((x - y) ** 2, weights)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(chance > 0, 1 - observed / chance, np.nan)
 
 
-def _alpha(data: np.ndarray, level: Level = "ordinal") -> float:
-    """Krippendorff's alpha of a (raters, items) matrix with NaN for missing values."""
-    pairable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]  # items with two or more values
-    if pairable.size == 0:
-        return np.nan
-    values, coded = np.unique(pairable[~np.isnan(pairable)], return_inverse=True)
-    if len(values) < 2:
-        return np.nan
-    codes = np.full(pairable.shape, -1)
-    codes[~np.isnan(pairable)] = coded
+def _coincidences(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's contribution to Krippendorff's coincidence matrix, (items, v, v), and the
+    v distinct values, from a (raters, items) matrix with NaN for missing values; items with
+    fewer than two values contribute nothing. The matrix of a set of items (a bootstrap
+    resample too) is the sum of their contributions."""
+    values, coded = np.unique(data[~np.isnan(data)], return_inverse=True)
+    codes = np.full(data.shape, -1)
+    codes[~np.isnan(data)] = coded
     v = len(values)
-    # counts[u, c]: how many judges gave value c to item u
-    counts = np.zeros((pairable.shape[1], v))
+    # counts[u, c]: how many raters gave value c to item u
+    counts = np.zeros((data.shape[1], v))
     for row in codes:
         present = row >= 0
         counts[np.flatnonzero(present), row[present]] += 1
-    m = counts.sum(axis=1, keepdims=True)
-    # coincidences o[c, k] = sum over items of (pairs c-k within the item) / (m_u - 1)
+    m = counts.sum(axis=1)
+    # o_u[c, k] = (pairs c-k within item u) / (m_u - 1)
     pairs = counts[:, :, None] * counts[:, None, :]
     pairs[:, np.arange(v), np.arange(v)] -= counts
-    o = (pairs / (m[:, :, None] - 1)).sum(axis=0)
-    n_c = o.sum(axis=1)
-    n = n_c.sum()
+    usable = m >= 2
+    pairs[~usable] = 0
+    return pairs / np.where(usable, m - 1, 1)[:, None, None], values
+
+
+def _alpha_of(o: np.ndarray, values: np.ndarray, level: Level) -> np.ndarray:
+    """Alpha from coincidence matrices (R, v, v), one per resample; NaN where undefined."""
+    v = len(values)
+    n_c = o.sum(axis=2)  # (R, v)
+    n = n_c.sum(axis=1)  # (R,)
     if level == "nominal":
-        delta = 1.0 - np.eye(v)
+        delta = np.broadcast_to(1.0 - np.eye(v), o.shape)
     elif level == "interval":
-        delta = (values[:, None] - values[None, :]) ** 2
+        delta = np.broadcast_to((values[:, None] - values[None, :]) ** 2, o.shape)
     else:  # ordinal: (sum of n_g for g from c to k, minus half of n_c and n_k) squared
-        cumulative = np.cumsum(n_c)
+        cumulative = np.cumsum(n_c, axis=1)
         index = np.arange(v)
         lo, hi = np.minimum.outer(index, index), np.maximum.outer(index, index)
-        between = cumulative[hi] - cumulative[lo] + n_c[lo]
-        delta = (between - (n_c[:, None] + n_c[None, :]) / 2) ** 2
-    expected = (np.outer(n_c, n_c) * delta).sum()
-    if expected == 0:
-        return np.nan
-    return float(1 - (n - 1) * (o * delta).sum() / expected)
+        between = cumulative[:, hi] - cumulative[:, lo] + n_c[:, lo]
+        delta = (between - (n_c[:, :, None] + n_c[:, None, :]) / 2) ** 2
+    expected = np.einsum("ri,rk,rik->r", n_c, n_c, delta)
+    observed = np.einsum("rik,rik->r", o, delta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(expected > 0, 1 - (n - 1) * observed / expected, np.nan)
+
+
+def _times_drawn(items: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples, items): how often each bootstrap resample of the items drew each one."""
+    draws = np.random.default_rng(seed).integers(0, items, size=(n_resamples, items))
+    return np.stack([np.bincount(row, minlength=items) for row in draws]).astype(float)
 
 
 def _with_interval(
-    statistic: Callable[[np.ndarray], float],
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
     data: np.ndarray,
     confidence: float,
     n_resamples: int,
     seed: int,
 ) -> Agreement:
-    """The statistic of a (raters, items) matrix and its bootstrap interval over items."""
-    value = statistic(data) if data.shape[1] else np.nan
-    if np.isnan(value):
-        return Agreement(None, None, None, data.shape[1])
-    rng = np.random.default_rng(seed)
+    """The statistic of a (raters, items) matrix and its bootstrap interval over items; the
+    statistic takes the data and weights (R, items), a resample being a weighting."""
     items = data.shape[1]
-    resampled = np.array(
-        [statistic(data[:, rng.integers(0, items, items)]) for _ in range(n_resamples)]
-    )
+    value = float(statistic(data, np.ones((1, items)))[0]) if items else np.nan
+    if np.isnan(value):
+        return Agreement(None, None, None, items)
+    resampled = statistic(data, _times_drawn(items, n_resamples, seed))
+    return _interval(value, resampled, confidence, items)
+
+
+def _interval(value: float, resampled: np.ndarray, confidence: float, items: int) -> Agreement:
+    """The percentile interval of the resampled statistics around the value."""
     resampled = resampled[~np.isnan(resampled)]  # a resample with one distinct score
     tail = (1 - confidence) / 2
     low, high = np.quantile(resampled, [tail, 1 - tail]) if len(resampled) else (value, value)
@@ -165,7 +194,17 @@ def krippendorff_alpha(
     if len({len(row) for row in by_rater}) > 1:
         raise ValueError("every rater's list must have one entry per item")
     data = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
-    return _with_interval(lambda d: _alpha(d, level), data, confidence, n_resamples, seed)
+    items = data.shape[1]
+    if not items:
+        return Agreement(None, None, None, 0)
+    per_item, values = _coincidences(data)  # (items, v, v)
+    value = float(_alpha_of(per_item.sum(axis=0)[None], values, level)[0])
+    if np.isnan(value):
+        return Agreement(None, None, None, items)
+    # a resample's coincidences: each item's, times how often the resample drew it
+    times_drawn = _times_drawn(items, n_resamples, seed)
+    resampled = _alpha_of(np.einsum("ru,uik->rik", times_drawn, per_item), values, level)
+    return _interval(value, resampled, confidence, items)
 
 
 def self_consistency(repeats: Sequence[Scores], **options) -> Agreement:

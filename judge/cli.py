@@ -1,8 +1,9 @@
-"""`judge`: how good is a model? Samples, an LLM judge with sanity controls, offline metrics.
+"""`judge`: how good is a model? Samples, an LLM judge with sanity controls, offline metrics,
+pairwise comparisons with ratings.
 
-Two endpoints can be in play, each with its own key and server: the scored model
-(`--base-url`, `--api-key`, `--rpm`) and the judge (`--judge-base-url`, `--judge-api-key`,
-`--judge-rpm`). A key is only ever sent to the server it was given for.
+Endpoints each have their own key and server: the scored model (`--base-url`, `--api-key`,
+`--rpm`) and each judge (`--judge`, matched by position with `--judge-base-url` and
+`--judge-api-key`). A key is only ever sent to the server it was given for.
 """
 
 from pathlib import Path
@@ -14,7 +15,7 @@ from factory.errors import KahaniError, run_cli
 from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.settings import checked
-from judge.settings import ScoreSettings
+from judge.settings import PairwiseSettings, ScoreSettings
 
 app = typer.Typer(
     help="Score small language models: samples, an LLM judge, offline metrics.",
@@ -23,9 +24,23 @@ app = typer.Typer(
     add_completion=False,
 )
 J = ScoreSettings
+P = PairwiseSettings
 API_KEYS = (
-    "Keys: --api-key goes only to --base-url, --judge-api-key only to --judge-base-url; "
-    "$OPENAI_API_KEY only to OpenAI's API (or $OPENAI_BASE_URL)."
+    "Keys: --api-key goes only to --base-url, --judge-api-key only to its judge's "
+    "--judge-base-url; $OPENAI_API_KEY only to OpenAI's API (or $OPENAI_BASE_URL)."
+)
+JUDGE_HELP = (
+    "A judge, provider:model (e.g. openai:gpt-4o); repeat for a panel of judges, whose "
+    "agreement is reported."
+)
+JUDGE_URL_HELP = (
+    "The judge's OpenAI-compatible server: once for every judge, or once per --judge in "
+    "the same order."
+)
+JUDGE_KEY_HELP = (
+    "The judge's key, never written to disk: once when every judge uses one server, else "
+    "once per --judge in the same order, so each key goes only to its own judge's server. "
+    + API_KEYS
 )
 
 
@@ -76,6 +91,64 @@ def _endpoint(
     )
 
 
+def _judges(
+    judges: list[str],
+    base_urls: list[str],
+    api_keys: list[str],
+    rpm: int | None,
+    batch: bool = False,
+    poll_seconds: float | None = None,
+) -> list:
+    """One endpoint per --judge. A base URL or key given once applies to every judge (a key
+    only when every judge uses the same server); otherwise one per judge, by position."""
+    from judge.models import API_PROVIDERS
+
+    if not judges:
+        if batch:
+            raise KahaniError("--judge-batch needs --judge provider:model")
+        if base_urls or api_keys:
+            flag = "--judge-base-url" if base_urls else "--judge-api-key"
+            raise KahaniError(f"{flag} was given without --judge provider:model")
+        return []
+    for flag, values in (("--judge-base-url", base_urls), ("--judge-api-key", api_keys)):
+        if len(values) not in (0, 1, len(judges)):
+            raise KahaniError(
+                f"{flag} was given {len(values)} times for {len(judges)} --judge: give it "
+                "once for every judge, or once per --judge in the same order"
+            )
+    if len(api_keys) == 1 < len(judges) and len(set(base_urls)) > 1:
+        raise KahaniError(
+            "one --judge-api-key for judges on different servers: give one per --judge, in "
+            "the same order as --judge-base-url, so each key goes only to its own server"
+        )
+    seen = set()
+    endpoints = []
+    for index, spec in enumerate(judges):
+        provider, sep, model = spec.partition(":")
+        if not sep or provider not in API_PROVIDERS or not model:
+            raise KahaniError(f"--judge expects provider:model, e.g. openai:gpt-4o; got {spec!r}")
+        if spec in seen:
+            raise KahaniError(
+                f"--judge {spec} is given twice; to judge every item several times use --repeat"
+            )
+        seen.add(spec)
+        if batch and provider != "openai":
+            raise KahaniError("--judge-batch needs openai:... judges (the Batch API is OpenAI's)")
+        endpoints.append(
+            _endpoint(
+                "the judge",
+                provider,
+                model,
+                base_urls[index if len(base_urls) > 1 else 0] if base_urls else None,
+                api_keys[index if len(api_keys) > 1 else 0] if api_keys else None,
+                rpm,
+                batch=batch,
+                poll_seconds=poll_seconds,
+            )
+        )
+    return endpoints
+
+
 @app.command()
 def score(
     model: Annotated[
@@ -109,17 +182,11 @@ def score(
         int | None, typer.Option(min=1, help="For provider:model: its requests-per-minute limit.")
     ] = None,
     judge: Annotated[
-        str | None,
-        typer.Option(
-            help="The judge, provider:model (e.g. openai:gpt-4o); without it, metrics only."
-        ),
+        list[str] | None,
+        typer.Option(help=f"{JUDGE_HELP} Without one, metrics only."),
     ] = None,
-    judge_base_url: Annotated[
-        str | None, typer.Option(help="The judge's OpenAI-compatible server.")
-    ] = None,
-    judge_api_key: Annotated[
-        str | None, typer.Option(help=f"The judge's key; never written to disk. {API_KEYS}")
-    ] = None,
+    judge_base_url: Annotated[list[str] | None, typer.Option(help=JUDGE_URL_HELP)] = None,
+    judge_api_key: Annotated[list[str] | None, typer.Option(help=JUDGE_KEY_HELP)] = None,
     judge_rpm: Annotated[
         int | None, typer.Option(min=1, help="The judge's requests-per-minute limit.")
     ] = None,
@@ -135,6 +202,7 @@ def score(
         float | None, typer.Option(min=0.01, help="--judge-batch: seconds between status checks.")
     ] = None,
     controls: Annotated[int | None, option(J, "controls")] = None,
+    repeat: Annotated[int | None, option(J, "repeat")] = None,
     heldout: Annotated[
         Path | None,
         typer.Option(
@@ -149,9 +217,10 @@ def score(
     """Sample MODEL on evaluation prompts, score the samples, write summary.json.
 
     Example: judge score runs/hindi-20M --lang hindi --judge openai:gpt-4o
+    A panel: --judge openai:gpt-4o --judge openai:gpt-4o-mini (agreement in the summary).
     """
     from factory.languages import get_language
-    from judge.models import API_PROVIDERS, resolve_model
+    from judge.models import resolve_model
     from judge.prompts_io import load_prompts
     from judge.report import evaluation_report
     from judge.report_text import format_summary
@@ -170,6 +239,7 @@ def score(
                 seed=seed,
                 batch_size=batch_size,
                 controls=controls,
+                repeat=repeat,
             ),
             "flags",
         )
@@ -177,25 +247,16 @@ def score(
     language = get_language(lang)
     spec = resolve_model(model)
     prompt_set = load_prompts(language.name, prompts, settings.n)
-    judge_endpoint = None
-    if judge:
-        provider, sep, judge_model = judge.partition(":")
-        if not sep or provider not in API_PROVIDERS or not judge_model:
-            raise KahaniError(f"--judge expects provider:model, e.g. openai:gpt-4o; got {judge!r}")
-        if judge_batch and provider != "openai":
-            raise KahaniError("--judge-batch needs an openai:... judge (the Batch API is OpenAI's)")
-        judge_endpoint = _endpoint(
-            "the judge",
-            provider,
-            judge_model,
-            judge_base_url,
-            judge_api_key,
-            judge_rpm,
-            batch=judge_batch,
-            poll_seconds=batch_poll_seconds,
-        )
-    elif judge_batch:
-        raise KahaniError("--judge-batch needs --judge provider:model")
+    judges = _judges(
+        judge or [],
+        judge_base_url or [],
+        judge_api_key or [],
+        judge_rpm,
+        batch=judge_batch,
+        poll_seconds=batch_poll_seconds,
+    )
+    if settings.repeat > 1 and not judges:
+        raise KahaniError("--repeat needs --judge provider:model")
     if spec.hf_dir is not None:
         sampler = _endpoint(
             "the model",
@@ -224,7 +285,7 @@ def score(
         out,
         settings,
         sampler,
-        judge_endpoint,
+        judges,
         embedding_model,
         heldout,
     )
@@ -235,16 +296,28 @@ def score(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="An evaluation folder from `judge score`.")],
-    out: Annotated[Path | None, typer.Option(help="Default: RUN_DIR/report.html.")] = None,
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="An evaluation folder from `judge score`, or a folder from "
+            "`judge compare-pairwise`."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Default: RUN_DIR/report.html (RUN_DIR/leaderboard.html)."),
+    ] = None,
 ) -> None:
-    """Render an evaluation folder's report.html again, from its files alone.
+    """Render a folder's report.html (or leaderboard.html) again, from its files alone.
 
     Example: judge report runs/eval-hindi-20M
     """
-    from judge.report import evaluation_report
+    from judge.report import evaluation_report, leaderboard_report
 
-    print(f"report   {evaluation_report(run_dir, out)}")
+    if (run_dir / "pairwise.json").is_file():
+        print(f"report   {leaderboard_report(run_dir, out)}")
+    else:
+        print(f"report   {evaluation_report(run_dir, out)}")
 
 
 @app.command()
@@ -261,6 +334,49 @@ def compare(
     from judge.compare import compare as compare_runs
 
     print(f"report   {compare_runs(run_dirs, out)}")
+
+
+@app.command("compare-pairwise")
+def compare_pairwise(
+    eval_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more evaluation folders from `judge score`, same prompts."),
+    ],
+    judge: Annotated[list[str], typer.Option(help=JUDGE_HELP)],
+    judge_base_url: Annotated[list[str] | None, typer.Option(help=JUDGE_URL_HELP)] = None,
+    judge_api_key: Annotated[list[str] | None, typer.Option(help=JUDGE_KEY_HELP)] = None,
+    judge_rpm: Annotated[
+        int | None, typer.Option(min=1, help="Each judge's requests-per-minute limit.")
+    ] = None,
+    controls: Annotated[int | None, option(P, "controls")] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for pairwise.json, pairs.jsonl and leaderboard.html.")
+    ] = Path("runs/pairwise"),
+) -> None:
+    """Judge models against each other: every pair of completions of the same prompt, in
+    both orders; win rates, length-controlled win rates and Bradley-Terry ratings with
+    intervals; a leaderboard page.
+
+    Example: judge compare-pairwise runs/eval-a runs/eval-b runs/eval-c --judge openai:gpt-4o
+    """
+    from judge.pairwise_run import judge_pairwise, write_result
+    from judge.report import leaderboard_report
+    from judge.report_text import format_pairwise
+
+    settings = PairwiseSettings.model_validate(checked(P, given(controls=controls), "flags"))
+    endpoints = _judges(judge, judge_base_url or [], judge_api_key or [], judge_rpm)
+    result = judge_pairwise(
+        eval_dirs,
+        None,
+        endpoints,
+        out / "pairwise.sqlite",
+        retries=settings.retries,
+        controls=settings.controls,
+    )
+    write_result(result, out)
+    print(format_pairwise(result.summary()))
+    report = leaderboard_report(out)
+    print(f"wrote    {out}/pairwise.json, pairs.jsonl, {report.name}")
 
 
 def main() -> None:

@@ -7,13 +7,19 @@ sample k of one model is paired with sample k of another on the same prompt. San
 run here too: a completion against its own damaged copy (shuffled, truncated, wrong script),
 in both orders, with the examples kept so a report can show what the judge missed.
 
-Outputs (`write_result`): `pairwise.json`, the summary, and `pairs.jsonl`, one line per judged
-pair with both texts and both verdicts, for the drill-down.
+A panel works here too: every judge judges every pair in both orders; the statistics pool
+their outcomes (each judge's verdict on a pair is one more comparison on its prompt), and the
+summary adds each judge's own ratings, position consistency and parse failures, and the
+judges' agreement on the outcomes.
+
+Outputs (`write_result`, read back by `read_result`): `pairwise.json`, the summary, and
+`pairs.jsonl`, one line per judged pair with both texts and both verdicts, for the drill-down.
 """
 
 import hashlib
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from itertools import combinations
 from pathlib import Path
@@ -22,7 +28,9 @@ from factory.errors import KahaniError
 from factory.languages import get_language
 from factory.llm import Endpoint, ask
 from factory.providers.base import GenerationParams
+from judge.agreement import PanelAgreement, panel_agreement
 from judge.controls import KINDS, damaged
+from judge.judging import judge_name
 from judge.pairwise import PairwiseRubric, Verdict
 from judge.pairwise_stats import (
     Comparison,
@@ -66,8 +74,9 @@ class Candidate:
 
 @dataclass(frozen=True)
 class JudgedPair(Candidate):
-    """A candidate judged in both orders: `forward` showed `first` as A."""
+    """A candidate judged in both orders by `judge`: `forward` showed `first` as A."""
 
+    judge: str
     forward: Verdict
     backward: Verdict
     score: float | None  # for `first`: 1 win, 0.5 tie or inconsistent, 0 loss; None missing
@@ -80,23 +89,36 @@ class JudgedPair(Candidate):
         )
 
 
+@dataclass(frozen=True)
+class JudgeFigures:
+    """One judge of a panel on its own."""
+
+    parse_failure_rate: float
+    consistency: Consistency
+    ratings: list[Rating]
+
+
 @dataclass
 class PairwiseResult:
+    language: str
     systems: list[str]
-    judge: str
-    pairs: list[JudgedPair]
+    judges: list[str]  # provider:model
+    pairs: list[JudgedPair]  # every judge's
     consistency: Consistency
     parse_failure_rate: float  # verdicts unusable after every retry, over all verdicts
     win_rates: dict[str, dict[str, WinRate]]
     length_controlled: dict[str, dict[str, LengthControlled]]
     ratings: list[Rating]  # Bradley-Terry, best first
     controls: dict[str, dict] = field(default_factory=dict)  # kind -> counts and examples
+    by_judge: dict[str, JudgeFigures] = field(default_factory=dict)  # with two or more judges
+    agreement: PanelAgreement | None = None  # of the judges' outcomes (0, 0.5, 1) per pair
 
     def summary(self) -> dict:
         """The JSON summary (`pairwise.json`): everything but the texts."""
         return {
+            "language": self.language,
             "systems": self.systems,
-            "judge": self.judge,
+            "judges": self.judges,
             "pairs": len(self.pairs),
             "parse_failure_rate": self.parse_failure_rate,
             "position_consistency": asdict(self.consistency),
@@ -112,6 +134,8 @@ class PairwiseResult:
                 kind: {k: v for k, v in c.items() if k != "examples"}
                 for kind, c in self.controls.items()
             },
+            "by_judge": {name: asdict(f) for name, f in self.by_judge.items()},
+            "agreement": asdict(self.agreement) if self.agreement else None,
         }
 
 
@@ -144,7 +168,7 @@ def load_systems(eval_dirs: list[Path]) -> list[System]:
             raise KahaniError(
                 f"{first.folder} and {other.folder} were evaluated on different prompts "
                 f"({len(mine - theirs)} and {len(theirs - mine)} not shared): score them "
-                "with the same --prompts and --n-prompts"
+                "with the same --prompts and --n"
             )
     return systems
 
@@ -153,11 +177,12 @@ def _prompts(system: System) -> set[str]:
     return {prompt_id for prompt_id, _ in system.completions}
 
 
-def _item_id(messages: list, attempt: int) -> str:
-    """An id from the request's content, so a changed text is a new request, never an old
-    answer (the store keeps the first request under an id)."""
-    canonical = json.dumps([m.model_dump() for m in messages], ensure_ascii=False)
-    return f"pw-{hashlib.sha256(canonical.encode()).hexdigest()[:20]}#a{attempt}"
+def _item_id(endpoint: Endpoint, messages: list, attempt: int) -> str:
+    """An id from the judge and the request's content, so another judge or a changed text
+    is a new request, never an old answer (the store keeps the first request under an id)."""
+    asked = [judge_name(endpoint), [m.model_dump() for m in messages]]
+    digest = hashlib.sha256(json.dumps(asked, ensure_ascii=False).encode()).hexdigest()
+    return f"pw-{digest[:20]}#a{attempt}"
 
 
 def _judge_verdicts(
@@ -176,11 +201,12 @@ def _judge_verdicts(
         ids, messages = {}, {}
         for key, texts in todo.items():
             request = rubric.messages(*texts, attempt)
-            ids[key] = _item_id(request, attempt)
+            ids[key] = _item_id(endpoint, request, attempt)
             messages[ids[key]] = request  # the same two texts twice are asked once
-        replies = ask(
-            endpoint, store_path, list(messages.items()), params, f"pairwise judging ({attempt})"
+        label = f"pairwise judging with {judge_name(endpoint)}" + (
+            f", asking again ({attempt})" if attempt > 1 else ""
         )
+        replies = ask(endpoint, store_path, list(messages.items()), params, label)
         still_bad = {}
         for key, texts in todo.items():
             reply = replies[ids[key]]
@@ -213,8 +239,16 @@ def _judge_pairs(
     for index, candidate in enumerate(candidates):
         forward, backward = verdicts[(index, "forward")], verdicts[(index, "backward")]
         score, consistent = combine_orders(forward.winner, backward.winner)
-        judged.append(JudgedPair(**asdict(candidate), forward=forward, backward=backward,
-                                 score=score, consistent=consistent))  # fmt: skip
+        judged.append(
+            JudgedPair(
+                **asdict(candidate),
+                judge=judge_name(endpoint),
+                forward=forward,
+                backward=backward,
+                score=score,
+                consistent=consistent,
+            )
+        )
     return judged
 
 
@@ -237,16 +271,16 @@ def _control_summary(pairs: list[JudgedPair]) -> dict:
 def judge_pairwise(
     eval_dirs: list[Path],
     rubric: PairwiseRubric | None,
-    endpoint: Endpoint,
+    endpoints: Sequence[Endpoint],
     store_path: Path,
     *,
     retries: int = 2,
     controls: int = 0,
     n_resamples: int = 2000,
 ) -> PairwiseResult:
-    """Judge every pair of the evaluated models on their shared prompts in both orders, and
-    `controls` completions per kind of damage against their damaged copies. `rubric` None
-    picks the shipped pairwise rubric for the evaluations' kind and language."""
+    """Every judge judges every pair of the evaluated models on their shared prompts in both
+    orders, and `controls` completions per kind of damage against their damaged copies.
+    `rubric` None picks the shipped pairwise rubric for the evaluations' kind and language."""
     systems = load_systems(eval_dirs)
     settings = systems[0].settings
     rubric = rubric or PairwiseRubric(settings.kind, settings.language)
@@ -258,24 +292,30 @@ def judge_pairwise(
                 Candidate(key[0], key[1], x.prompt, a.name, b.name, x.completion, y.completion)
             )
     control_candidates = _control_candidates(systems, controls)
-    judged = _judge_pairs(
-        rubric, candidates + [c for _, c in control_candidates], endpoint, store_path, retries
-    )
-    model_pairs, control_pairs = judged[: len(candidates)], judged[len(candidates) :]
-    comparisons = [p.comparison() for p in model_pairs]
+    everything = candidates + [c for _, c in control_candidates]
+    try:
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise KahaniError(f"cannot write {store_path.parent}: {err.strerror or err}") from None
     names = [s.name for s in systems]
-    verdicts = [v for p in judged for v in (p.forward, p.backward)]
+    judges = [judge_name(e) for e in endpoints]
+    model_pairs: dict[str, list[JudgedPair]] = {}
     by_kind: dict[str, list[JudgedPair]] = {}
-    for (kind, _), pair in zip(control_candidates, control_pairs, strict=True):
-        by_kind.setdefault(kind, []).append(pair)
-    return PairwiseResult(
+    for endpoint, judge in zip(endpoints, judges, strict=True):
+        judged = _judge_pairs(rubric, everything, endpoint, store_path, retries)
+        model_pairs[judge] = judged[: len(candidates)]
+        for (kind, _), pair in zip(control_candidates, judged[len(candidates) :], strict=True):
+            by_kind.setdefault(kind, []).append(pair)
+    pooled = [p for pairs in model_pairs.values() for p in pairs]
+    every = pooled + [p for pairs in by_kind.values() for p in pairs]
+    comparisons = [p.comparison() for p in pooled]
+    result = PairwiseResult(
+        language=settings.language,
         systems=names,
-        judge=f"{endpoint.provider}:{endpoint.model}",
-        pairs=model_pairs,
+        judges=judges,
+        pairs=pooled,
         consistency=position_consistency(comparisons),
-        parse_failure_rate=(
-            sum(v.winner is None for v in verdicts) / len(verdicts) if verdicts else 0.0
-        ),
+        parse_failure_rate=_parse_failure_rate(every),
         win_rates={
             a: {b: win_rate(comparisons, a, b, n_resamples=n_resamples) for b in names if b != a}
             for a in names
@@ -293,6 +333,26 @@ def judge_pairwise(
         if controls
         else {},
     )
+    if len(judges) > 1:
+        for judge, pairs in model_pairs.items():
+            own = [p.comparison() for p in pairs]
+            result.by_judge[judge] = JudgeFigures(
+                parse_failure_rate=_parse_failure_rate(
+                    pairs + [p for ps in by_kind.values() for p in ps if p.judge == judge]
+                ),
+                consistency=position_consistency(own),
+                ratings=bradley_terry(own, n_resamples=n_resamples),
+            )
+        result.agreement = panel_agreement(
+            {judge: [p.score for p in pairs] for judge, pairs in model_pairs.items()}
+        )
+    return result
+
+
+def _parse_failure_rate(pairs: list[JudgedPair]) -> float:
+    """The share of verdicts (two per pair) with no usable winner after every retry."""
+    verdicts = [v for p in pairs for v in (p.forward, p.backward)]
+    return sum(v.winner is None for v in verdicts) / len(verdicts) if verdicts else 0.0
 
 
 def _control_candidates(systems: list[System], n: int) -> list[tuple[str, Candidate]]:
@@ -320,14 +380,42 @@ def _control_candidates(systems: list[System], n: int) -> list[tuple[str, Candid
 
 
 def write_result(result: PairwiseResult, out: Path) -> None:
-    """`pairwise.json` (the summary) and `pairs.jsonl` (every judged pair, controls marked)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pairwise.json").write_text(
-        json.dumps(result.summary(), ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    """`pairwise.json` (the summary) and `pairs.jsonl` (every judged pair, controls marked),
+    each written under a temporary name and renamed."""
     rows = [("model", p) for p in result.pairs] + [
         ("control", p) for c in result.controls.values() for p in c["examples"]
     ]
-    with (out / "pairs.jsonl").open("w", encoding="utf-8") as f:
-        for kind, pair in rows:
-            f.write(json.dumps({"type": kind, **asdict(pair)}, ensure_ascii=False) + "\n")
+    lines = "".join(
+        json.dumps({"type": kind, **asdict(pair)}, ensure_ascii=False) + "\n" for kind, pair in rows
+    )
+    summary = json.dumps(result.summary(), ensure_ascii=False, indent=2)
+    for name, text in (("pairs.jsonl", lines), ("pairwise.json", summary)):
+        path = out / name
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            path.with_name(name + ".tmp").write_text(text, encoding="utf-8")
+            path.with_name(name + ".tmp").replace(path)
+        except OSError as err:
+            raise KahaniError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def read_result(folder: Path) -> tuple[dict, list[dict]]:
+    """A pairwise folder's summary (`pairwise.json`) and judged pairs (`pairs.jsonl`)."""
+    summary_path, pairs_path = folder / "pairwise.json", folder / "pairs.jsonl"
+    if not summary_path.is_file() or not pairs_path.is_file():
+        raise KahaniError(
+            f"{folder} is not a pairwise folder: it has no pairwise.json and pairs.jsonl "
+            "(run `judge compare-pairwise` first)"
+        )
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        pairs = [
+            json.loads(line)
+            for line in pairs_path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise KahaniError(f"cannot read the pairwise results in {folder}: {err}") from None
+    if not isinstance(summary, dict) or "ratings" not in summary or "judges" not in summary:
+        raise KahaniError(f"{summary_path} is not a kahani pairwise summary")
+    return summary, pairs

@@ -1,11 +1,14 @@
-"""`judge report`: an evaluation folder's report.html, from its files alone."""
+"""`judge report`: an evaluation folder's report.html, or a pairwise folder's
+leaderboard.html, from their files alone."""
 
 from pathlib import Path
 
 from factory.errors import KahaniError
 from factory.languages import get_language
-from judge.results import read_sampling, read_scores, read_summary
+from judge.pairwise_run import read_result
+from judge.results import read_controls, read_sampling, read_scores, read_summary
 from reports.evaluation import render_evaluation
+from reports.leaderboard import render_leaderboard
 from reports.render import ReportError
 
 
@@ -18,6 +21,20 @@ def evaluation_report(folder: Path, out: Path | None = None) -> Path:
             read_sampling(folder),
             get_language(summary.language).html_lang,
             out or folder / "report.html",
+            controls=read_controls(folder),
+        )
+    except ReportError as err:
+        raise KahaniError(str(err)) from None
+
+
+def leaderboard_report(folder: Path, out: Path | None = None) -> Path:
+    summary, pairs = read_result(folder)
+    try:
+        return render_leaderboard(
+            summary,
+            pairs,
+            get_language(summary.get("language", "english")).html_lang,
+            out or folder / "leaderboard.html",
         )
     except ReportError as err:
         raise KahaniError(str(err)) from None

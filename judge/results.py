@@ -5,7 +5,7 @@
 - `scores.jsonl`: per completion, its fields plus `metrics` and `judge`.
 - `controls.jsonl`: the judge's scores of damaged copies beside their originals.
 - `summary.json`: `EvaluationSummary`, the typed headline numbers that `judge`, the reports
-  and the benchmarks share.
+  and the benchmarks share; `panel` when several judges (or repeats) scored the samples.
 """
 
 import json
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field, model_validator
 
 from factory.errors import KahaniError, first_problem
 
@@ -72,11 +72,70 @@ class ControlSummary(BaseModel):
 
 
 class JudgeSummary(BaseModel):
+    """The judge's headline: one judge's scores, or with a panel (or repeats) the per-item
+    mean of every judgement (`judges` then names the judges; provider is "panel")."""
+
     provider: str
     model: str
-    parse_failure_rate: float
+    parse_failure_rate: float  # completions with no usable score at all
     dimensions: dict[str, Interval]
     controls: dict[str, ControlSummary]
+    judges: list[str] = []  # provider:model of each judge whose scores are averaged
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        if len(self.judges) > 1:
+            return f"mean of {', '.join(self.judges)}"
+        return f"{self.provider}:{self.model}"
+
+
+class Figure(BaseModel):
+    """An agreement statistic with its 95% bootstrap interval over items (None: undefined,
+    e.g. a judge gave every item the same score)."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int  # items used
+
+
+class JudgePairAgreement(BaseModel):
+    a: str
+    b: str
+    spearman: Figure
+    quadratic_kappa: Figure
+
+
+class DimensionAgreement(BaseModel):
+    krippendorff_alpha: Figure  # ordinal, all judges at once
+    pairs: list[JudgePairAgreement]  # every pair of judges
+
+
+class PanelJudge(BaseModel):
+    """One judge of a panel: its own scores (the mean of its repeats per item)."""
+
+    provider: str
+    model: str
+    parse_failure_rate: float  # judgements (item x repeat) with no usable score
+    dimensions: dict[str, Interval]
+    controls: dict[str, ControlSummary]
+    # per dimension, Krippendorff's alpha over the judge's repeats; empty with one repeat
+    self_consistency: dict[str, Figure] = {}
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+class PanelSummary(BaseModel):
+    """Several judges, or one judge asked several times: each judge's scores, and how far
+    they agree (on each judge's first judgement of every completion)."""
+
+    judges: list[PanelJudge]
+    repeats: int  # judgements per item and judge
+    agreement: dict[str, DimensionAgreement] = {}  # per dimension; empty with one judge
 
 
 class Heldout(BaseModel):
@@ -114,6 +173,7 @@ class EvaluationSummary(BaseModel):
     metrics: dict[str, MetricSummary]
     judge: JudgeSummary | None = None
     judge_note: str | None = None  # why there is no judge section
+    panel: PanelSummary | None = None  # several judges or repeats
     heldout: Heldout | None = None
 
 
@@ -144,6 +204,11 @@ def read_scores(folder: Path) -> list[dict]:
 
 def write_controls(folder: Path, rows: list[dict]) -> None:
     _write_jsonl(folder / "controls.jsonl", rows)
+
+
+def read_controls(folder: Path) -> list[dict]:
+    """controls.jsonl rows (empty when the folder has none)."""
+    return _read_jsonl(folder / "controls.jsonl")
 
 
 def write_completions(folder: Path, cfg: SamplingConfig, completions: list[Completion]) -> None:

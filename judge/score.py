@@ -14,16 +14,14 @@ from factory.languages import get_language
 from factory.llm import Endpoint
 from judge import metrics
 from judge.aggregate import mean_interval
-from judge.judging import JudgeResult, control_items, control_summary, judge_items
+from judge.judging import control_id, control_items
 from judge.models import ModelSpec
+from judge.panel import Panel, judge_panel, judgement_rows, summarize
 from judge.prompts_io import prompts_fingerprint
 from judge.results import (
     Completion,
-    ControlSummary,
     EvaluationSummary,
     Heldout,
-    Interval,
-    JudgeSummary,
     MetricSummary,
     SamplingConfig,
     SamplingSettings,
@@ -57,11 +55,12 @@ def evaluate(
     out: Path,
     settings: ScoreSettings,
     sampler: Endpoint,
-    judge: Endpoint | None,
+    judges: list[Endpoint],
     embedding_model: str | None = None,
     heldout: Path | None = None,
 ) -> EvaluationSummary:
-    """Run the whole evaluation and write its files; returns the summary."""
+    """Run the whole evaluation and write its files; returns the summary. Several judges
+    make a panel (see `judge.panel`); none, metrics only."""
     lang = get_language(language)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -93,18 +92,20 @@ def evaluate(
     print(f"metrics: {len(wanted)} over {len(samples):,} completions", file=sys.stderr, flush=True)
     results = metrics.compute(wanted, samples)
 
-    judged, controls = None, {}
-    if judge is not None:
+    panel, controls = None, {}
+    if judges:
         rubric = Rubric(lang.kind, lang.name)
         items = {c.id: (c.prompt, c.completion) for c in completions}
         controls = control_items(completions, lang.name, settings.controls)
         for (original_id, kind), pair in controls.items():
-            items[f"control-{kind}-{original_id}"] = pair
-        judged = judge_items(rubric, items, judge, out / "judge.sqlite", settings.judge_retries)
+            items[control_id(original_id, kind)] = pair
+        panel = judge_panel(
+            rubric, items, judges, out / "judge.sqlite", settings.judge_retries, settings.repeat
+        )
 
-    write_scores(out, _score_rows(completions, results, judged))
-    if judged is not None:
-        write_controls(out, _control_rows(controls, judged))
+    write_scores(out, _score_rows(completions, results, panel))
+    if panel is not None:
+        write_controls(out, _control_rows(controls, completions, panel))
     summary = EvaluationSummary(
         model=spec.name,
         language=lang.name,
@@ -120,10 +121,12 @@ def evaluate(
         ),
         metrics={name: _metric_summary(r) for name, r in results.items()},
     )
-    if judged is None:
+    if panel is None:
         summary.judge_note = "the judge did not run: no --judge was given"
     else:
-        summary.judge = _judge_summary(lang.kind, lang.name, completions, judged, controls, judge)
+        dimensions = Rubric(lang.kind, lang.name).dimensions
+        ids = [c.id for c in completions]
+        summary.judge, summary.panel = summarize(panel, ids, dimensions, controls)
     if heldout is not None:
         summary.heldout = _heldout_scores(spec, heldout)
     write_summary(out, summary)
@@ -161,36 +164,44 @@ def _completions(spec, language, kind, prompts, out, settings, sampler) -> list[
     return completions
 
 
-def _score_rows(completions, results, judged: JudgeResult | None) -> list[dict]:
+def _score_rows(completions, results, panel: Panel | None) -> list[dict]:
+    """scores.jsonl: each completion with its metrics and the judge's scores (the panel's
+    mean, with every judgement under `judgements`, when there are several)."""
     rows = []
     for i, c in enumerate(completions):
         record = asdict(c)
         record["metrics"] = {
             name: r.per_sample[i] for name, r in results.items() if r.skipped_reason is None
         }
-        if judged is not None:
-            j = judged.judgements[c.id]
+        if panel is not None:
+            judgements = judgement_rows(panel, c.id)
+            first = judgements[0]
             record["judge"] = {
-                "scores": j.scores,
-                "reasoning": j.reasoning,
-                "problem": j.problem,
-                "attempts": judged.attempts[c.id],
-                "raw": judged.raw[c.id] if j.scores is None else None,
+                "scores": panel.scores(c.id),
+                "reasoning": first["reasoning"],
+                "problem": first["problem"],
+                "attempts": first["attempts"],
+                "raw": first["raw"],
             }
+            if len(judgements) > 1:
+                record["judgements"] = judgements
         rows.append(record)
     return rows
 
 
-def _control_rows(controls, judged: JudgeResult) -> list[dict]:
+def _control_rows(controls, completions: list[Completion], panel: Panel) -> list[dict]:
+    """controls.jsonl: each damaged copy beside its original, with the overall scores."""
+    originals = {c.id: c.completion for c in completions}
     rows = []
     for (original_id, kind), (prompt, copy) in controls.items():
-        original = judged.judgements[original_id].scores
-        damaged = judged.judgements[f"control-{kind}-{original_id}"].scores
+        original = panel.scores(original_id)
+        damaged = panel.scores(control_id(original_id, kind))
         rows.append(
             {
                 "original_id": original_id,
                 "kind": kind,
                 "prompt": prompt,
+                "original": originals[original_id],
                 "damaged": copy,
                 "original_overall": original and original["overall"],
                 "damaged_overall": damaged and damaged["overall"],
@@ -210,23 +221,6 @@ def _metric_summary(r) -> MetricSummary:
         signature=r.signature,
         corpus=r.corpus,
         details=r.details or None,
-    )
-
-
-def _judge_summary(kind, language, completions, judged, controls, judge) -> JudgeSummary:
-    ids = [c.id for c in completions]
-    dims = Rubric(kind, language).dimensions
-    return JudgeSummary(
-        provider=judge.provider,
-        model=judge.model,
-        parse_failure_rate=sum(judged.judgements[i].scores is None for i in ids) / len(ids),
-        dimensions={
-            d: Interval(
-                **asdict(mean_interval([(judged.judgements[i].scores or {}).get(d) for i in ids]))
-            )
-            for d in dims
-        },
-        controls={k: ControlSummary(**v) for k, v in control_summary(judged, controls).items()},
     )
 
 

@@ -29,4 +29,25 @@ class ScoreSettings(BaseModel):
     controls: int = Field(
         10, ge=0, le=100_000, description="Completions per kind of damaged control."
     )
+    repeat: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="Judge every item K times, repeat k with seed k, for each judge's "
+        "self-consistency; scores are the mean of the repeats.",
+    )
     judge_retries: int = Field(2, ge=0, le=10)
+
+
+class PairwiseSettings(BaseModel):
+    """What `judge compare-pairwise` can be told: names, defaults and bounds of its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    controls: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description="Completions per kind of damage judged against their damaged copy.",
+    )
+    retries: int = Field(2, ge=0, le=10)

@@ -11,6 +11,22 @@ from reports.render import render, write
 
 _SECRET = re.compile(r"api_?key|secret|password|authorization", re.I)
 PAGE = 200  # table rows drawn at once; more on request, so 3,000 samples paint fast
+CONTROL_EXAMPLES = 3  # per kind of damage, the ones the judge missed first
+
+
+def _judgements(score: dict) -> dict[str, str]:
+    """Each judgement of a panel (judge, repeat) as one line: scores, then the reason."""
+    shown = {}
+    for j in score.get("judgements") or []:
+        scores = j.get("scores")
+        text = (
+            ", ".join(f"{k} {v}" for k, v in scores.items())
+            if scores
+            else f"no scores: {j.get('problem') or ''}"
+        )
+        reason = j.get("reasoning") or ""
+        shown[f"{j['judge']} #{j['repeat'] + 1}"] = f"{text}. {reason}".strip()
+    return shown
 
 
 def _row(score: dict) -> dict[str, Any]:
@@ -28,6 +44,7 @@ def _row(score: dict) -> dict[str, Any]:
         "reasoning": judge.get("reasoning") or judge.get("problem") or judge.get("raw"),
         "metrics": score.get("metrics") or {},
         "reference": score.get("reference"),
+        "judgements": _judgements(score),
     }
 
 
@@ -54,6 +71,7 @@ def sample_table(scores: list[dict]) -> dict[str, Any]:
             {"key": "reference", "label": "Reference"},
             {"key": "scores", "label": "Judge scores", "kind": "kv"},
             {"key": "reasoning", "label": "Judge's reasoning"},
+            {"key": "judgements", "label": "Each judgement (panel)", "kind": "cols"},
             {"key": "metrics", "label": "Metrics", "kind": "kv"},
         ],
     }
@@ -82,9 +100,16 @@ def _dimension_charts(summary: dict, scores: list[dict]) -> list:
     judge = summary.get("judge")
     if not judge:
         return []
+    panel = (summary.get("panel") or {}).get("judges") or []
     bars = charts.interval_bars(
         {
-            d: [(summary["model"], e["mean"], e["low"], e["high"])]
+            d: [
+                (_judge_label(judge), e["mean"], e["low"], e["high"]),
+                *(
+                    (f"{j['provider']}:{j['model']}", *_bounds(j["dimensions"].get(d)))
+                    for j in (panel if len(panel) > 1 else [])
+                ),
+            ]
             for d, e in judge["dimensions"].items()
         },
         "judge dimensions, mean with 95% interval",
@@ -103,6 +128,40 @@ def _dimension_charts(summary: dict, scores: list[dict]) -> list:
     return [bars, *hists]
 
 
+def _judge_name(judge: dict) -> str:
+    judges = judge.get("judges") or []
+    if len(judges) > 1:
+        return f"mean of {', '.join(judges)}"
+    return f"{judge['provider']}:{judge['model']}"
+
+
+def _bounds(entry: dict | None) -> tuple:
+    entry = entry or {}
+    return entry.get("mean"), entry.get("low"), entry.get("high")
+
+
+def _judge_label(judge: dict) -> str:
+    """The judge as shown: provider:model, or "panel mean" for the mean of several."""
+    return "panel mean" if len(judge.get("judges") or []) > 1 else judge["model"]
+
+
+def control_examples(controls: list[dict]) -> dict[str, list[dict]]:
+    """Per kind of damage, a few damaged copies beside their originals: first those the
+    judge did not score below the original, so a reader sees what it missed."""
+    by_kind: dict[str, list[dict]] = {}
+    for row in controls:
+        by_kind.setdefault(row["kind"], []).append(row)
+
+    def missed(row: dict) -> bool:
+        a, b = row.get("original_overall"), row.get("damaged_overall")
+        return a is None or b is None or a <= b
+
+    return {
+        kind: sorted(rows, key=lambda r: not missed(r))[:CONTROL_EXAMPLES]
+        for kind, rows in by_kind.items()
+    }
+
+
 def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
     """What made the run, for the page: summary counts and the sampling settings. Keys that
     look like credentials are dropped, should a later version ever record one."""
@@ -113,7 +172,7 @@ def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
         "prompts": summary["prompts"],
         "samples per prompt": summary["samples_per_prompt"],
         "completions": summary["completions"],
-        "judge": f"{judge['provider']}:{judge['model']}" if judge else summary.get("judge_note"),
+        "judge": _judge_name(judge) if judge else summary.get("judge_note"),
         **(summary.get("settings") or {}),
         **sampling,
     }
@@ -121,9 +180,15 @@ def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
 
 
 def render_evaluation(
-    summary: dict[str, Any], scores: list[dict], sampling: dict[str, Any], lang: str, out: Path
+    summary: dict[str, Any],
+    scores: list[dict],
+    sampling: dict[str, Any],
+    lang: str,
+    out: Path,
+    controls: list[dict] | None = None,
 ) -> Path:
-    """Write the report of one evaluation to `out`."""
+    """Write the report of one evaluation to `out`; `controls` are the controls.jsonl rows
+    (damaged copies beside their originals)."""
     metric_values = {
         name: [(s.get("metrics") or {}).get(name) for s in scores]
         for name, entry in summary.get("metrics", {}).items()
@@ -138,6 +203,8 @@ def render_evaluation(
         dimension_charts=_dimension_charts(summary, scores),
         metric_charts=[charts.histogram(v, name) for name, v in metric_values.items()],
         codemix=_codemix(summary, scores),
+        judge_name=_judge_name(summary["judge"]) if summary.get("judge") else None,
+        control_examples=control_examples(controls or []),
         table=sample_table(scores),
     )
     return write(out, html)

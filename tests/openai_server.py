@@ -53,6 +53,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
+from itertools import pairwise
 from typing import Any, Literal, Self, get_args
 from urllib.parse import parse_qs, urlsplit
 
@@ -88,7 +89,7 @@ class BatchOutcome:
 
 JudgeFormat = Literal["asked", "spaced_strings", "fenced", "prose", "lines", "garbage"]
 JUDGE_FORMATS: tuple[JudgeFormat, ...] = get_args(JudgeFormat)
-PairwisePreference = Literal["longer", "first", "known_words"]
+PairwisePreference = Literal["longer", "first", "known_words", "known_bigrams"]
 
 
 def default_responder(
@@ -107,14 +108,18 @@ def default_responder(
     per dimension, lower for shorter texts, as a lenient judge would give, written the way
     `judge_format` says. A pairwise rubric (asks for a `"winner"`) gets a verdict for the text
     `pairwise_preference` picks. Anything else is echoed. The same prompt always gets the
-    same answer.
+    same answer, and with a `seed` in the request, the same prompt and seed (so repeated
+    judgements with different seeds can differ, as a sampled judge's do). Grades also depend
+    on the model asked, as two judges' grades do.
     """
     prompt = _last_user_text(body.get("messages") or [])
-    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    seeded = prompt if body.get("seed") is None else f"{prompt}\0seed={body['seed']}"
+    rng = random.Random(hashlib.sha256(seeded.encode()).digest())
     if '"winner"' in prompt:
         return _verdict(prompt, judge_format, pairwise_preference, known_words)
     if "an integer score" in prompt:
-        return _grade(prompt, rng, judge_format)
+        judge = f"{seeded}\0model={body.get('model')}"
+        return _grade(prompt, random.Random(hashlib.sha256(judge.encode()).digest()), judge_format)
     if '"story"' in prompt:
         return _story(prompt, rng)
     if '"conversation"' in prompt:
@@ -176,7 +181,9 @@ def _verdict(
     blocks), in `judge_format`'s style: "longer" prefers the text with more words, "first"
     always names position A whatever the texts, "known_words" prefers the text with more of
     its words in `known_words` (a language's real words: a model that learned more writes
-    more of them); equal texts are a tie."""
+    more of them), "known_bigrams" the text with more of its adjacent word pairs in
+    `known_words` (entries "w1 w2", see `vocabulary`: fluency beyond single words), then
+    more known words; equal texts are a tie."""
     quoted = prompt.split('"""')
     a, b = (quoted[3], quoted[5]) if len(quoted) > 5 else ("", "")
     if preference == "first":
@@ -184,6 +191,11 @@ def _verdict(
     else:
         if preference == "known_words":
             score_a, score_b = _known_share(a, known_words), _known_share(b, known_words)
+        elif preference == "known_bigrams":
+            score_a, score_b = (
+                (_known_share(text, known_words, pairs=True), _known_share(text, known_words))
+                for text in (a, b)
+            )
         else:
             score_a, score_b = len(a.split()), len(b.split())
         winner = "A" if score_a > score_b else "B" if score_b > score_a else "tie"
@@ -205,9 +217,26 @@ def _verdict(
     raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
 
 
-def _known_share(text: str, known_words: Collection[str]) -> float:
-    words = [w.strip("।.,!?\"'") for w in text.split()]
-    return sum(w in known_words for w in words) / len(words) if words else 0.0
+def _words(text: str) -> list[str]:
+    return [w for w in (w.strip("।.,!?\"'") for w in text.split()) if w]
+
+
+def _known_share(text: str, known_words: Collection[str], pairs: bool = False) -> float:
+    """The share of a text's words (or adjacent word pairs) found in `known_words`."""
+    words = _words(text)
+    units = [f"{x} {y}" for x, y in pairwise(words)] if pairs else words
+    return sum(u in known_words for u in units) / len(units) if units else 0.0
+
+
+def vocabulary(texts: Collection[str]) -> frozenset[str]:
+    """The words of real texts and their adjacent pairs ("w1 w2"): `known_words` for the
+    "known_words" and "known_bigrams" pairwise preferences."""
+    known: set[str] = set()
+    for text in texts:
+        words = _words(text)
+        known.update(words)
+        known.update(f"{x} {y}" for x, y in pairwise(words))
+    return frozenset(known)
 
 
 @dataclass

@@ -59,7 +59,7 @@ def test_three_models_are_ranked_with_separate_intervals_and_a_rerun_is_free(
     llm_server, three_models, tmp_path
 ):
     store = tmp_path / "pairwise.sqlite"
-    result = judge_pairwise(three_models, None, _endpoint(llm_server), store, n_resamples=500)
+    result = judge_pairwise(three_models, None, [_endpoint(llm_server)], store, n_resamples=500)
     assert [r.system for r in result.ratings] == ["hi-300steps", "hi-50steps", "hi-0steps"]
     for better, worse in zip(result.ratings, result.ratings[1:], strict=False):
         assert better.low > worse.high
@@ -72,7 +72,7 @@ def test_three_models_are_ranked_with_separate_intervals_and_a_rerun_is_free(
 
     served = llm_server.stats.chat_requests
     assert served == 2 * 3 * len(PROMPTS)  # every pair in both orders, once
-    again = judge_pairwise(three_models, None, _endpoint(llm_server), store, n_resamples=500)
+    again = judge_pairwise(three_models, None, [_endpoint(llm_server)], store, n_resamples=500)
     assert llm_server.stats.chat_requests == served  # cached: the second run pays nothing
     assert again.summary() == result.summary()
 
@@ -80,7 +80,7 @@ def test_three_models_are_ranked_with_separate_intervals_and_a_rerun_is_free(
 def test_a_judge_that_always_picks_position_a_is_all_ties(llm_server, three_models, tmp_path):
     llm_server.config.pairwise_preference = "first"
     result = judge_pairwise(
-        three_models, None, _endpoint(llm_server), tmp_path / "s.sqlite", n_resamples=200
+        three_models, None, [_endpoint(llm_server)], tmp_path / "s.sqlite", n_resamples=200
     )
     assert result.consistency.rate == 1.0
     assert all(p.score == 0.5 and p.consistent is False for p in result.pairs)
@@ -90,7 +90,7 @@ def test_a_judge_that_always_picks_position_a_is_all_ties(llm_server, three_mode
 def test_a_judge_answering_garbage_gives_no_ratings_and_says_so(llm_server, three_models, tmp_path):
     llm_server.config.judge_format = "garbage"
     result = judge_pairwise(
-        three_models[:2], None, _endpoint(llm_server), tmp_path / "s.sqlite", retries=1
+        three_models[:2], None, [_endpoint(llm_server)], tmp_path / "s.sqlite", retries=1
     )
     assert result.parse_failure_rate == 1.0 and result.ratings == []
     assert result.win_rates["hi-0steps"]["hi-50steps"].rate.mean is None
@@ -100,7 +100,7 @@ def test_a_judge_answering_garbage_gives_no_ratings_and_says_so(llm_server, thre
 
 def test_controls_show_what_a_length_judge_misses(llm_server, three_models, tmp_path):
     result = judge_pairwise(
-        three_models, None, _endpoint(llm_server), tmp_path / "s.sqlite",
+        three_models, None, [_endpoint(llm_server)], tmp_path / "s.sqlite",
         controls=4, n_resamples=200,
     )  # fmt: skip
     controls = result.controls
@@ -129,20 +129,20 @@ def test_bad_evaluation_folders_are_one_sentence_errors(tmp_path):
     store = tmp_path / "s.sqlite"
     one = evaluation(tmp_path / "one", "a", 2)
     with pytest.raises(KahaniError, match="at least two evaluation folders"):
-        judge_pairwise([one], None, endpoint, store)
+        judge_pairwise([one], None, [endpoint], store)
     with pytest.raises(KahaniError, match=r"no completions\.jsonl"):
-        judge_pairwise([one, tmp_path / "nowhere"], None, endpoint, store)
+        judge_pairwise([one, tmp_path / "nowhere"], None, [endpoint], store)
     other = evaluation(tmp_path / "other", "b", 2, prompts=PROMPTS[:8])
     with pytest.raises(KahaniError, match=r"different prompts \(4 and 0 not shared\)"):
-        judge_pairwise([one, other], None, endpoint, store)
+        judge_pairwise([one, other], None, [endpoint], store)
     bangla = evaluation(tmp_path / "bangla", "c", 2, language="bangla")
     with pytest.raises(KahaniError, match="compare evaluations of one language"):
-        judge_pairwise([one, bangla], None, endpoint, store)
+        judge_pairwise([one, bangla], None, [endpoint], store)
     assert not store.exists()  # nothing was sent or stored
 
 
 def test_the_same_model_twice_is_told_apart_by_folder(llm_server, tmp_path):
     folders = [evaluation(tmp_path / "seed1", "hi", 1), evaluation(tmp_path / "seed2", "hi", 4)]
-    result = judge_pairwise(folders, None, _endpoint(llm_server), tmp_path / "s.sqlite")
+    result = judge_pairwise(folders, None, [_endpoint(llm_server)], tmp_path / "s.sqlite")
     assert result.systems == ["hi (seed1)", "hi (seed2)"]
     assert result.ratings[0].system == "hi (seed2)"

@@ -40,6 +40,8 @@ def test_the_walkthrough_covers_every_stage():
         "trainer train",
         "trainer sample",
         "judge score",
+        "--repeat",
+        "judge compare-pairwise",
         "judge compare",
         "factory report",
         "--dry-run",

@@ -590,7 +590,8 @@ class FakeOpenAI:
             case "drop":
                 return _Response(0, b"", drop=True)
         completion = self._complete(body, cut=fault == "length")
-        response = _json_response(200, completion)
+        response = _streamed(completion, body) if body.get("stream") else None
+        response = response or _json_response(200, completion)
         if fault == "malformed":
             response.body = response.body[: len(response.body) // 2]
         elif fault == "truncated":
@@ -1247,6 +1248,40 @@ def _parse_batch_input(content: bytes) -> tuple[list[Json], list[Json]]:
     if not lines and not errors:
         errors.append(_batch_error("empty_file", "The input file has no requests."))
     return lines, errors
+
+
+# -- streamed chat completions (judge play) --------------------------------------------------
+
+
+def _streamed(completion: Json, body: Json) -> _Response:
+    """A chat completion as OpenAI streams it with `stream: true`: server-sent events of
+    `chat.completion.chunk` objects (the role, then the text a word at a time, then the
+    finish reason), a usage chunk when `stream_options.include_usage` asks for one, and
+    `data: [DONE]`. The events are sent in one body: the client reads them the same way."""
+    choice = completion["choices"][0]
+    text = choice["message"]["content"]
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+        "system_fingerprint": completion["system_fingerprint"],
+    }
+
+    def chunk(delta: Json, finish_reason: str | None = None) -> Json:
+        return base | {
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ]
+        }
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": word}) for word in re.findall(r"\s*\S+\s*", text)]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append(base | {"choices": [], "usage": completion["usage"]})
+    events = "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks)
+    return _Response(200, (events + "data: [DONE]\n\n").encode(), "text/event-stream")
 
 
 # -- the default responder -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from factory.errors import KahaniError, run_cli
+from factory.finetune_cli import app as finetune_app
 from factory.flags import given, option
 from factory.languages import LANGUAGES
 from factory.settings import CleanSettings, RunSettings, checked
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(finetune_app, name="finetune")
 
 S = RunSettings
 Lang = Annotated[str | None, option(S, "lang", help=f"One of: {', '.join(LANGUAGES)}.")]

@@ -94,13 +94,11 @@ class Detokenizer:
 
     def _emit(self, text: str) -> str:
         shown = self._text(self.ids[self.prefix : self.read])
-        if text.startswith(shown):
-            piece = text[len(shown) :]
-        else:
-            # Byte-fallback decoders turn a whole run of byte tokens into U+FFFDs when any
-            # of it is not UTF-8, so a window that starts inside such a run can undo a
-            # character already shown: decode the new tokens alone instead.
-            piece = self._text(self.ids[self.read :])
+        # Byte-fallback decoders turn a whole run of byte tokens into U+FFFDs when any of it
+        # is not UTF-8, so a window that starts inside such a run can undo a character
+        # already shown: then the new tokens are decoded alone.
+        fresh = text.startswith(shown)
+        piece = text[len(shown) :] if fresh else self._text(self.ids[self.read :])
         self.prefix, self.read = self.read, len(self.ids)
         self.replaced += piece.count(REPLACEMENT)
         return piece

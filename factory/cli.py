@@ -320,7 +320,8 @@ def export_dataset(
     test: Annotated[float, typer.Option(help="Share of rows for test.")] = 0.05,
     license_id: License = None,
     push_to_hub: Annotated[
-        str | None, typer.Option(help="Also upload to this Hub dataset repo (needs HF_TOKEN).")
+        str | None,
+        typer.Option(help="Also upload to this Hub dataset repo, private (needs HF_TOKEN)."),
     ] = None,
     prices: Prices = None,
 ) -> None:
@@ -328,7 +329,8 @@ def export_dataset(
 
     Example: factory export runs/hindi-gpt-4o-mini-seed0
     """
-    from factory.export import SplitFractions, export_run, push
+    from factory.export import SplitFractions, export_run
+    from factory.hub import push_dataset
     from factory.settings import load_config
     from factory.store import RunStore
 
@@ -350,7 +352,7 @@ def export_dataset(
         store.close()
     print(f"dataset  {target} ({', '.join(f'{s} {n:,}' for s, n in splits.items())})")
     if push_to_hub:
-        push(target, push_to_hub)
+        push_dataset(target, push_to_hub)
 
 
 @app.command()

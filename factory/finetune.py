@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from factory.errors import KahaniError
@@ -211,7 +211,6 @@ class Job:
     created_at: int = 0
     suffix: str | None = None
     epochs: int | str | None = None
-    events: list[str] = field(default_factory=list)
 
 
 class FineTuningAPI:

@@ -115,7 +115,6 @@ class LocalStreamer:
         self.name = name
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.loaded = load_causal_lm(source, self.device)
-        self.chat_template = bool(self.loaded.tokenizer.chat_template)
         # decode() runs in a worker thread; a second answer waits for the first to end.
         self._busy = threading.Lock()
 
@@ -189,7 +188,9 @@ class OpenAIStreamer:
         self.name = name
         self.model = model
         self.server = base_url or "OpenAI's API"
-        self.chat_template = True
+        # top_k is not OpenAI's parameter (its API refuses it); vLLM, llama.cpp and others
+        # take it.
+        self.takes_top_k = base_url is not None and "api.openai.com" not in base_url
         self.client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY, base_url=base_url, timeout=timeout, max_retries=2
         )
@@ -202,7 +203,7 @@ class OpenAIStreamer:
         if params.continuation:
             raise KahaniError(f"{self.name} is a chat model; story continuation needs a local one")
         extra: dict = {}
-        if params.top_k is not None:  # not OpenAI's parameter; vLLM, llama.cpp and others take it
+        if params.top_k is not None and self.takes_top_k:
             extra["extra_body"] = {"top_k": params.top_k}
         started, reason, tokens, replaced = time.monotonic(), None, 0, 0
         try:

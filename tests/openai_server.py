@@ -328,6 +328,8 @@ FINE_TUNABLE = (
     "gpt-4.1-mini-2025-04-14",
     "gpt-4.1-nano-2025-04-14",
     "gpt-3.5-turbo-0125",
+    "gpt-4o-mini",  # undated names OpenAI also takes
+    "gpt-3.5-turbo",
 )
 MIN_EXAMPLES = 10
 

@@ -16,6 +16,7 @@ preflight, which is never granted). A failure in one answer is one error event; 
 keeps serving.
 """
 
+import errno
 import json
 import logging
 import secrets
@@ -50,8 +51,9 @@ def page(nonce: str) -> str:
     return html.replace("{nonce}", nonce)
 
 
-def make_app(models: list[PlayModel], defaults: PlaySettings, origins: set[str]) -> ASGIApp:
-    """The ASGI app for `models`; `origins` are the scheme://host:port this server answers as."""
+def make_app(models: list[PlayModel], defaults: PlaySettings, hosts: set[str] | None) -> ASGIApp:
+    """The ASGI app for `models`; `hosts` are the host:port names it answers to (None: any,
+    for a server bound to every interface)."""
     nonce = secrets.token_urlsafe(16)
     html = page(nonce)
     policy = (
@@ -115,7 +117,7 @@ def make_app(models: list[PlayModel], defaults: PlaySettings, origins: set[str])
             Route("/api/classify", classify, methods=["POST"]),
         ]
     )
-    return _LocalOnly(app, origins)
+    return _SameOrigin(app, hosts)
 
 
 async def _events(model: PlayModel, messages: list, params: GenerationParams) -> AsyncIterator[str]:
@@ -167,22 +169,23 @@ async def _parsed(request: Request, shape: type) -> object:
         return _refusal(f"{where}: {message}{shown}" if where else message)
 
 
-class _LocalOnly:
-    """Answers only requests addressed to this server, and JSON POSTs only from its page."""
+class _SameOrigin:
+    """Answers only requests addressed to one of its host names, and POSTs only from a page
+    of the same origin (a browser names the page's origin in `Origin`)."""
 
-    def __init__(self, app: ASGIApp, origins: set[str]) -> None:
+    def __init__(self, app: ASGIApp, hosts: set[str] | None) -> None:
         self.app = app
-        self.origins = origins
-        self.hosts = {origin.split("://", 1)[1] for origin in origins}
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if headers.get("host") not in self.hosts:
+        host, origin = headers.get("host", ""), headers.get("origin")
+        if self.hosts is not None and host not in self.hosts:
             response: Response = _refusal("unknown host", 421)
-        elif scope["method"] == "POST" and headers.get("origin", "") not in (*self.origins, ""):
+        elif scope["method"] == "POST" and origin is not None and origin != f"http://{host}":
             response = _refusal("cross-origin requests are refused", 403)
         else:
             await self.app(scope, receive, send)
@@ -202,7 +205,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        if err.errno == 98 or "in use" in str(err).lower():
+        if err.errno == errno.EADDRINUSE:
             raise KahaniError(
                 f"port {port} on {host} is in use (another playground?); pass --port N, or "
                 "--port 0 for any free port"
@@ -212,13 +215,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def origins_of(host: str, port: int) -> set[str]:
-    """The origins a browser may give this server: its host, and the loopback names."""
+def host_names(host: str, port: int) -> set[str] | None:
+    """The `Host` values a browser sends this server: its address, and for loopback the other
+    loopback names; None (any) when it listens on every interface, whose names it cannot know."""
+    if ip_address(host).is_unspecified:  # host is the bound socket's address
+        return None
     shown = f"[{host}]" if ":" in host else host
     names = {shown}
-    if host in ("127.0.0.1", "localhost", "::1"):
+    if ip_address(host).is_loopback:
         names |= {"127.0.0.1", "localhost", "[::1]"}
-    return {f"http://{name}:{port}" for name in names}
+    return {f"{name}:{port}" for name in names}
 
 
 def serve(models: list[PlayModel], defaults: PlaySettings, sock: socket.socket) -> None:
@@ -226,10 +232,10 @@ def serve(models: list[PlayModel], defaults: PlaySettings, sock: socket.socket) 
     import uvicorn
 
     host, port = sock.getsockname()[:2]
-    app = make_app(models, defaults, origins_of(host, port))
+    app = make_app(models, defaults, host_names(host, port))
     shown = f"[{host}]" if ":" in host else host
     print(f"playground  http://{shown}:{port}/  (Ctrl-C stops)", flush=True)
-    if not ip_address(host).is_loopback:
+    if not ip_address(host).is_loopback:  # getsockname gives an address, never a name
         print(
             f"warning: serving on {host}: anyone who can reach this machine can use these models",
             file=sys.stderr,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from factory.errors import KahaniError, run_cli
+from factory.finetune_cli import app as finetune_app
 from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.settings import CleanSettings, RunSettings, checked
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(finetune_app, name="finetune")
 
 S = RunSettings
 Lang = Annotated[str | None, option(S, "lang", help=f"One of: {', '.join(LANGUAGES)}.")]
@@ -307,7 +309,8 @@ def export_dataset(
     test: Annotated[float, typer.Option(help="Share of rows for test.")] = 0.05,
     license_id: License = None,
     push_to_hub: Annotated[
-        str | None, typer.Option(help="Also upload to this Hub dataset repo (needs HF_TOKEN).")
+        str | None,
+        typer.Option(help="Also upload to this Hub dataset repo, private (needs HF_TOKEN)."),
     ] = None,
     prices: Prices = None,
 ) -> None:
@@ -315,7 +318,8 @@ def export_dataset(
 
     Example: factory export runs/hindi-gpt-4o-mini-seed0
     """
-    from factory.export import SplitFractions, export_run, push
+    from factory.export import SplitFractions, export_run
+    from factory.hub import push_dataset
     from factory.settings import load_config
     from factory.store import RunStore
 
@@ -337,7 +341,7 @@ def export_dataset(
         store.close()
     print(f"dataset  {target} ({', '.join(f'{s} {n:,}' for s, n in splits.items())})")
     if push_to_hub:
-        push(target, push_to_hub)
+        push_dataset(target, push_to_hub)
 
 
 @app.command()

@@ -219,26 +219,3 @@ def dataset_card(
             "`openai/<split>.jsonl` holds the same as OpenAI fine-tuning files"
         )
     return "\n".join(lines) + "\n"
-
-
-def push(dataset_dir: Path, repo: str) -> None:
-    """Upload the dataset and its card to the Hugging Face Hub (needs a token)."""
-    import os
-
-    import datasets
-    import huggingface_hub
-
-    token = os.environ.get("HF_TOKEN") or huggingface_hub.get_token()
-    if not token:
-        raise KahaniError(
-            "--push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`"
-        )
-    dataset = datasets.load_from_disk(str(dataset_dir))
-    dataset.push_to_hub(repo, token=token)
-    huggingface_hub.HfApi(token=token).upload_file(
-        path_or_fileobj=str(dataset_dir / "README.md"),
-        path_in_repo="README.md",
-        repo_id=repo,
-        repo_type="dataset",
-    )
-    print(f"pushed   https://huggingface.co/datasets/{repo}")

@@ -20,12 +20,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
 from factory.engine import AnswerHook, Engine, Job, OnlineEngine, Tally, request_key
-from factory.errors import Interrupted
+from factory.errors import Interrupted, KahaniError
 from factory.progress import Progress
 from factory.prompts import Message
 from factory.providers import make_provider, require_access
@@ -33,6 +34,9 @@ from factory.providers.base import GenerationParams
 from factory.ratelimit import RateGate
 from factory.settings import LLMLimits, ProviderName
 from factory.store import Reply, RunStore
+
+if TYPE_CHECKING:
+    from factory.streaming import Streamer
 
 OPENAI_URL = "https://api.openai.com/v1"
 REGISTER_CHUNK = 10_000  # prompts registered per transaction
@@ -148,6 +152,24 @@ def ask(
         return store.replies([item_id for item_id, _ in items])
     finally:
         store.close()
+
+
+def streamer(endpoint: Endpoint, name: str) -> "Streamer":
+    """Answers piece by piece as they are written, for people watching (`judge play`); nothing
+    is stored. A local model is loaded now; API models stream through the openai client."""
+    from factory.streaming import LocalStreamer, OpenAIStreamer
+
+    check_endpoint(endpoint)
+    key = endpoint.api_key.get_secret_value() if endpoint.api_key else None
+    if endpoint.provider == "local":
+        from factory.providers.local import resolve_local_model
+
+        return LocalStreamer(name, resolve_local_model(endpoint.model))
+    if endpoint.provider == "openai":
+        return OpenAIStreamer(name, endpoint.model, endpoint.base_url, key, endpoint.timeout)
+    raise KahaniError(
+        f"{endpoint.provider}:{endpoint.model} cannot stream; use a local model or openai:MODEL"
+    )
 
 
 def _register(

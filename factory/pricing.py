@@ -26,6 +26,9 @@ class ModelPrice(BaseModel):
     output: float
     batch_input: float
     batch_output: float
+    # Fine-tuning: USD per million training tokens (the file's tokens times the epochs);
+    # None where the model cannot be fine-tuned or the table does not say.
+    training: float | None = None
 
     def cost(self, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
         if batch:

@@ -15,6 +15,7 @@ from factory.errors import KahaniError, run_cli
 from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.settings import checked
+from judge.play.settings import PlaySettings
 from judge.settings import PairwiseSettings, ScoreSettings
 
 app = typer.Typer(
@@ -377,6 +378,57 @@ def compare_pairwise(
     print(format_pairwise(result.summary()))
     report = leaderboard_report(out)
     print(f"wrote    {out}/pairwise.json, pairs.jsonl, {report.name}")
+
+
+P = PlaySettings
+
+
+@app.command()
+def play(
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models side by side: trainer runs, Hugging Face folders (causal LM or sequence "
+            "classifier), or provider:model."
+        ),
+    ],
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 7860,
+    host: Annotated[
+        str, typer.Option(help="Address to serve on; other machines reach it only if you widen it.")
+    ] = "127.0.0.1",
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat", help="Start local models in chat mode (their chat template), not story."
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="For provider:model: its OpenAI-compatible server.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help=f"For provider:model: its key. {API_KEYS}")
+    ] = None,
+    temperature: Annotated[float | None, option(P, "temperature")] = None,
+    top_k: Annotated[int | None, option(P, "top_k")] = None,
+    top_p: Annotated[float | None, option(P, "top_p")] = None,
+    max_tokens: Annotated[int | None, option(P, "max_tokens")] = None,
+    seed: Annotated[int | None, option(P, "seed")] = None,
+) -> None:
+    """Try models in the browser, side by side, with answers streamed as they are written.
+
+    Example: judge play runs/hi-tiny runs/hi-chat --chat
+    """
+    from judge.play.app import bind, serve
+    from judge.play.backends import load_models
+
+    flags = given(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens)
+    settings = PlaySettings.model_validate(checked(P, flags | given(seed=seed), "flags"))
+    sock = bind(host, port)  # before loading: a taken port fails at once
+    try:
+        loaded = load_models(models, chat=chat, base_url=base_url, api_key=api_key)
+        serve(loaded, settings, sock)
+    finally:
+        sock.close()
 
 
 def main() -> None:

@@ -280,6 +280,8 @@ class ServerConfig:
     batch_outcome: Callable[[int], BatchOutcome] | None = None  # n-th batch (0-based) -> end
     # n-th batches.create call (0-based) -> HTTP status to refuse it with, or None to accept.
     batch_create_error: Callable[[int], int | None] | None = None
+    # Fine-tuning jobs: how long they take, how they end (see the fine-tuning section).
+    fine_tuning: FineTuningConfig = field(default_factory=lambda: FineTuningConfig())
 
     def __post_init__(self) -> None:
         unknown = set(self.fault_rates) - set(FAULTS)
@@ -324,6 +326,7 @@ class Stats:
     files_uploaded: int = 0
     batches_created: int = 0
     batch_requests_answered: int = 0  # batch lines answered with status 200
+    fine_tuning_jobs_created: int = 0
 
     def to_json(self) -> Json:
         return {
@@ -338,7 +341,367 @@ def prompt_key(messages: list[Json]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class FakeOpenAI:
+# -- fine-tuning (factory finetune) ---------------------------------------------------------
+#
+# /v1/fine_tuning/jobs as OpenAI serves it: create (training and validation files uploaded
+# with purpose "fine-tune"), retrieve, list (newest first, `after`/`limit`, `metadata[k]=v`
+# filters), events (newest first) and cancel, plus GET /v1/files to list uploads. A job moves
+# validating_files -> queued -> running -> succeeded in about `FineTuningConfig.seconds`,
+# writing events as it goes; a training file that breaks the format rules fails the job
+# during validation with OpenAI's error object (code, message, param), as OpenAI does.
+
+FINE_TUNABLE = (
+    "gpt-4o-mini-2024-07-18",
+    "gpt-4o-2024-08-06",
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano-2025-04-14",
+    "gpt-3.5-turbo-0125",
+    "gpt-4o-mini",  # undated names OpenAI also takes
+    "gpt-3.5-turbo",
+)
+MIN_EXAMPLES = 10
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ends when its files are valid: succeeded, or failed with `error`."""
+
+    error: Json | None = None  # {"code", "message", "param"}: the job fails with it
+
+
+@dataclass
+class FineTuningConfig:
+    seconds: float = 1.0  # from validating_files to the end
+    outcome: Callable[[int], JobOutcome] | None = None  # n-th job (0-based) -> how it ends
+    # n-th jobs.create call (0-based) -> an HTTP status to refuse it with, "drop" to close
+    # the connection unanswered, "lost" to create the job and then close the connection
+    # before answering, or None to accept it.
+    create_error: Callable[[int], int | Literal["drop", "lost"] | None] | None = None
+    organization: str = "kahani-test"
+
+
+def _fine_tune_file_error(content: bytes, role: str) -> Json | None:
+    """The first format problem of a fine-tuning file, as OpenAI reports it, or None."""
+
+    def error(message: str) -> Json:
+        return {"code": f"invalid_{role}_file", "message": message, "param": f"{role}_file"}
+
+    examples = [line for line in content.decode("utf-8", "replace").splitlines() if line.strip()]
+    for number, raw in enumerate(examples, start=1):
+        try:
+            example = json.loads(raw)
+        except json.JSONDecodeError:
+            return error(f"Invalid file format. Line {number} is not valid JSON.")
+        messages = example.get("messages") if isinstance(example, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return error(f"Invalid file format. Example {number} is missing key 'messages'.")
+        for index, message in enumerate(messages, start=1):
+            if not isinstance(message, dict) or message.get("role") not in (
+                "system",
+                "user",
+                "assistant",
+            ):
+                shown = message.get("role") if isinstance(message, dict) else message
+                return error(
+                    f"Invalid file format. Example {number}, message {index}: "
+                    f"unrecognized role {shown!r}."
+                )
+            if not isinstance(message.get("content"), str):
+                return error(
+                    f"Invalid file format. Example {number}, message {index} has no content."
+                )
+        if not any(m["role"] == "assistant" for m in messages):
+            return error(f"Invalid file format. Example {number} has no assistant message.")
+    if role == "training" and len(examples) < MIN_EXAMPLES:
+        return error(
+            f"Training file has {len(examples)} example(s), but must have at least "
+            f"{MIN_EXAMPLES} examples"
+        )
+    return None
+
+
+def _auto_epochs(examples: int) -> int:
+    """OpenAI's default epochs for a dataset size (its cookbook's description)."""
+    if examples * 3 < 100:
+        return min(25, -(-100 // max(examples, 1)))
+    if examples * 3 > 25_000:
+        return max(1, 25_000 // examples)
+    return 3
+
+
+class _FineTuningAPI:
+    """The fine-tuning routes, mixed into FakeOpenAI (which owns the files and the loop)."""
+
+    # FakeOpenAI's, used here:
+    config: ServerConfig
+    _files: dict[str, _File]
+    _lock: threading.Lock
+    _stats: Stats
+    _spawn: Callable[[Coroutine[Any, Any, None]], None]
+    _add_file: Callable[[str, str, bytes], _File]
+
+    def _start_fine_tuning(self) -> list[tuple[str, str, _Handler]]:
+        self._jobs: dict[str, Json] = {}  # insertion order = creation order
+        self._job_events: dict[str, list[Json]] = {}
+        self._job_create_calls = 0
+        return [
+            ("GET", "/v1/files", self._list_files),
+            ("POST", "/v1/fine_tuning/jobs", self._create_job),
+            ("GET", "/v1/fine_tuning/jobs", self._list_jobs),
+            ("GET", "/v1/fine_tuning/jobs/{id}", self._retrieve_job),
+            ("GET", "/v1/fine_tuning/jobs/{id}/events", self._list_job_events),
+            ("POST", "/v1/fine_tuning/jobs/{id}/cancel", self._cancel_job),
+        ]
+
+    async def _list_files(self, request: _Request, _: str) -> _Response:
+        purpose = parse_qs(request.query).get("purpose", [None])[0]
+        listed = [f.to_json() for f in reversed(self._files.values())]
+        data = [f for f in listed if purpose is None or f["purpose"] == purpose]
+        return _json_response(200, {"object": "list", "data": data, "has_more": False})
+
+    async def _create_job(self, request: _Request, _: str) -> _Response:
+        body = _json_body(request)
+        settings = self.config.fine_tuning
+        call = self._job_create_calls
+        self._job_create_calls += 1
+        refusal = settings.create_error(call) if settings.create_error else None
+        if refusal == "drop":
+            return _Response(0, b"", drop=True)
+        if refusal is not None and refusal != "lost":
+            return _error(
+                refusal,
+                f"Job creation refused by the test server (HTTP {refusal}).",
+                kind="server_error" if refusal >= 500 else "invalid_request_error",
+            )
+        model = body.get("model")
+        if model not in FINE_TUNABLE:
+            raise _ApiError(
+                _error(
+                    400,
+                    f"Model {model} is not available for fine-tuning or does not exist.",
+                    param="model",
+                    code="model_not_available",
+                )
+            )
+        files = {}
+        for role in ("training", "validation"):
+            file_id = body.get(f"{role}_file")
+            if file_id is None and role == "validation":
+                continue
+            if file_id not in self._files:
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"invalid {role}_file: {file_id}",
+                        param=f"{role}_file",
+                        code="invalid_request_error",
+                    )
+                )
+            file = self._files[file_id]
+            if file.purpose != "fine-tune":
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"File {file.id} has purpose {file.purpose!r}; fine-tuning needs "
+                        "files uploaded with purpose 'fine-tune'.",
+                        param=f"{role}_file",
+                    )
+                )
+            files[role] = file
+        suffix = body.get("suffix")
+        if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64):
+            raise _ApiError(
+                _error(400, "suffix must be a string of at most 64 characters.", param="suffix")
+            )
+        method = body.get("method") or {"type": "supervised", "supervised": {}}
+        given = ((method.get("supervised") or {}).get("hyperparameters")) or body.get(
+            "hyperparameters"
+        ) or {}  # fmt: skip
+        allowed = {
+            "n_epochs": lambda v: isinstance(v, int) and 1 <= v <= 50,
+            "batch_size": lambda v: isinstance(v, int) and 1 <= v <= 256,
+            "learning_rate_multiplier": lambda v: isinstance(v, int | float) and 0 < v <= 10,
+        }
+        for name, value in given.items():
+            if name not in allowed or not (value == "auto" or allowed[name](value)):
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"Invalid value for hyperparameter {name!r}: {value!r}.",
+                        param=f"method.supervised.hyperparameters.{name}",
+                    )
+                )
+        now = int(time.time())
+        job_id = f"ftjob-{uuid.uuid4().hex[:24]}"
+        job: Json = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": now,
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "hyperparameters": {
+                "batch_size": given.get("batch_size", "auto"),
+                "learning_rate_multiplier": given.get("learning_rate_multiplier", "auto"),
+                "n_epochs": given.get("n_epochs", "auto"),
+            },
+            "model": model,
+            "organization_id": f"org-{settings.organization}",
+            "result_files": [],
+            "seed": body.get("seed") if body.get("seed") is not None else random.randrange(2**31),
+            "status": "validating_files",
+            "trained_tokens": None,
+            "training_file": files["training"].id,
+            "validation_file": files["validation"].id if "validation" in files else None,
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": body.get("metadata"),
+            "user_provided_suffix": suffix,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {}}},
+        }
+        index = len(self._jobs)
+        self._jobs[job_id] = job
+        self._job_events[job_id] = []
+        self._job_event(job, f"Created fine-tuning job: {job_id}")
+        self._job_event(job, f"Validating training file: {files['training'].id}")
+        with self._lock:
+            self._stats.fine_tuning_jobs_created += 1
+        outcome = settings.outcome(index) if settings.outcome else JobOutcome()
+        self._spawn(self._run_job(job, files, outcome))
+        return _Response(0, b"", drop=True) if refusal == "lost" else _json_response(200, job)
+
+    def _job_event(self, job: Json, message: str, level: str = "info", data: Json | None = None):
+        self._job_events[job["id"]].append(
+            {
+                "id": f"ftevent-{uuid.uuid4().hex[:24]}",
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "data": data or {},
+                "type": "metrics" if data else "message",
+            }
+        )
+
+    async def _run_job(self, job: Json, files: dict[str, _File], outcome: JobOutcome) -> None:
+        step = self.config.fine_tuning.seconds / 8
+        await asyncio.sleep(step)
+        if job["status"] != "validating_files":
+            return  # cancelled meanwhile
+        error = outcome.error
+        for role, file in files.items():
+            error = error or _fine_tune_file_error(file.content, role)
+        if error is not None:
+            job.update(status="failed", error=error, finished_at=int(time.time()))
+            self._job_event(job, error["message"], level="error")
+            return
+        examples = [json.loads(line) for line in files["training"].content.splitlines() if line]
+        hyper = job["hyperparameters"]
+        if hyper["n_epochs"] == "auto":
+            hyper["n_epochs"] = _auto_epochs(len(examples))
+        if hyper["batch_size"] == "auto":
+            hyper["batch_size"] = 1
+        if hyper["learning_rate_multiplier"] == "auto":
+            hyper["learning_rate_multiplier"] = 1.8
+        job["method"]["supervised"]["hyperparameters"] = dict(hyper)
+        self._job_event(job, "Files validated, moving job to queued state")
+        job["status"] = "queued"
+        await asyncio.sleep(step)
+        if job["status"] != "queued":
+            return
+        job.update(status="running", estimated_finish=int(time.time()) + 60)
+        self._job_event(job, "Fine-tuning job started")
+        total = hyper["n_epochs"] * -(-len(examples) // hyper["batch_size"])
+        shown = sorted({max(1, total * k // 4) for k in range(1, 5)})
+        for number in shown:
+            await asyncio.sleep(step)
+            if job["status"] != "running":
+                return
+            loss = round(2.0 / (1 + number), 4)
+            self._job_event(
+                job,
+                f"Step {number}/{total}: training loss={loss}",
+                data={"step": number, "train_loss": loss, "total_steps": total},
+            )
+        words = sum(
+            len(_message_text(m.get("content")).split()) + 3
+            for e in examples
+            for m in e["messages"]
+        )
+        results = "step,train_loss\n" + "".join(f"{n},{2.0 / (1 + n):.4f}\n" for n in shown)
+        result = self._add_file(f"{job['id']}-results.csv", "fine-tune-results", results.encode())
+        organization = self.config.fine_tuning.organization
+        suffix = job["user_provided_suffix"] or ""
+        # Named from what it learned, so the same data and settings give the same name.
+        digest = hashlib.sha256(files["training"].content + f"{job['model']}:{suffix}".encode())
+        job.update(
+            status="succeeded",
+            fine_tuned_model=f"ft:{job['model']}:{organization}:{suffix}:{digest.hexdigest()[:8]}",
+            finished_at=int(time.time()),
+            trained_tokens=words * hyper["n_epochs"],
+            result_files=[result.id],
+            estimated_finish=None,
+        )
+        self._job_event(job, f"New fine-tuned model created: {job['fine_tuned_model']}")
+        self._job_event(job, "The job has successfully completed")
+
+    def _job(self, job_id: str) -> Json:
+        if job_id not in self._jobs:
+            raise _ApiError(
+                _error(
+                    404,
+                    f"Could not find fine-tuning job {job_id}.",
+                    param="fine_tuning_job_id",
+                    code="fine_tuning_job_not_found",
+                )
+            )
+        return self._jobs[job_id]
+
+    async def _retrieve_job(self, _: _Request, job_id: str) -> _Response:
+        return _json_response(200, self._job(job_id))
+
+    async def _cancel_job(self, _: _Request, job_id: str) -> _Response:
+        job = self._job(job_id)
+        if job["status"] not in ("validating_files", "queued", "running"):
+            raise _ApiError(
+                _error(400, f"Cannot cancel a job with status '{job['status']}'.", param=None)
+            )
+        job.update(status="cancelled", finished_at=int(time.time()), estimated_finish=None)
+        self._job_event(job, "Fine-tuning job cancelled")
+        return _json_response(200, job)
+
+    async def _list_jobs(self, request: _Request, _: str) -> _Response:
+        query = parse_qs(request.query)
+        wanted = {
+            match.group(1): values[0]
+            for key, values in query.items()
+            if (match := re.fullmatch(r"metadata\[(.+)\]", key))
+        }
+        newest_first = [
+            job
+            for job in reversed(self._jobs.values())
+            if all((job.get("metadata") or {}).get(k) == v for k, v in wanted.items())
+        ]
+        return _json_response(200, _page(newest_first, query))
+
+    async def _list_job_events(self, request: _Request, job_id: str) -> _Response:
+        self._job(job_id)
+        newest_first = list(reversed(self._job_events[job_id]))
+        return _json_response(200, _page(newest_first, parse_qs(request.query)))
+
+
+def _page(newest_first: list[Json], query: dict[str, list[str]]) -> Json:
+    """One page of a cursor-paginated list (`after`, `limit`), as OpenAI's lists are."""
+    limit = min(100, int(query.get("limit", ["20"])[0]))
+    if "after" in query:
+        ids = [item["id"] for item in newest_first]
+        after = query["after"][0]
+        newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+    return {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
+
+
+class FakeOpenAI(_FineTuningAPI):
     """The server. `start()` binds 127.0.0.1 (a free port unless `port` is given) and serves
     from a daemon thread; `stop()` or leaving the `with` block shuts it down."""
 
@@ -379,6 +742,7 @@ class FakeOpenAI:
                 ("POST", "/v1/batches/{id}/cancel", self._cancel_batch),
                 ("GET", "/v1/models", self._list_models),
                 ("GET", "/stats", self._get_stats),
+                *self._start_fine_tuning(),
             ]
         ]
 
@@ -619,7 +983,8 @@ class FakeOpenAI:
             case "drop":
                 return _Response(0, b"", drop=True)
         completion = self._complete(body, cut=fault == "length")
-        response = _json_response(200, completion)
+        response = _streamed(completion, body) if body.get("stream") else None
+        response = response or _json_response(200, completion)
         if fault == "malformed":
             response.body = response.body[: len(response.body) // 2]
         elif fault == "truncated":
@@ -1276,6 +1641,40 @@ def _parse_batch_input(content: bytes) -> tuple[list[Json], list[Json]]:
     if not lines and not errors:
         errors.append(_batch_error("empty_file", "The input file has no requests."))
     return lines, errors
+
+
+# -- streamed chat completions (judge play) --------------------------------------------------
+
+
+def _streamed(completion: Json, body: Json) -> _Response:
+    """A chat completion as OpenAI streams it with `stream: true`: server-sent events of
+    `chat.completion.chunk` objects (the role, then the text a word at a time, then the
+    finish reason), a usage chunk when `stream_options.include_usage` asks for one, and
+    `data: [DONE]`. The events are sent in one body: the client reads them the same way."""
+    choice = completion["choices"][0]
+    text = choice["message"]["content"]
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+        "system_fingerprint": completion["system_fingerprint"],
+    }
+
+    def chunk(delta: Json, finish_reason: str | None = None) -> Json:
+        return base | {
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ]
+        }
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": word}) for word in re.findall(r"\s*\S+\s*", text)]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append(base | {"choices": [], "usage": completion["usage"]})
+    events = "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks)
+    return _Response(200, (events + "data: [DONE]\n\n").encode(), "text/event-stream")
 
 
 # -- the default responder -------------------------------------------------------------------

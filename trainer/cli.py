@@ -555,6 +555,10 @@ def sample(
 def export(
     checkpoint_dir: Annotated[Path, typer.Argument(help="runs/NAME/checkpoints/step_XXXXXXXX")],
     out: Annotated[Path, typer.Option(help="Folder for the Hugging Face files")],
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(help="Also upload, with a model card, to this private Hub model repo."),
+    ] = None,
 ) -> None:
     """Export one checkpoint of a language-model run to a Hugging Face folder.
 
@@ -574,6 +578,10 @@ def export(
     checkpoint.load_model_tensors(model, ckpt.model_tensors())
     export_hf(model, checkpoint_dir.parent.parent / "tokenizer", out)
     typer.echo(f"exported step {ckpt.step} to {out}")
+    if push_to_hub:
+        from trainer.card import publish
+
+        publish(out, checkpoint_dir, push_to_hub)
 
 
 def main() -> None:

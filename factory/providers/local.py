@@ -124,9 +124,13 @@ def decode(
     pad_id: int,
     eos_ids: set[int],
     stop: threading.Event,
+    on_token: Callable[[int, int], None] | None = None,
 ) -> list[tuple[list[int], str, int] | None]:
     """Continue each prompt (token ids) with a KV cache; per row (answer ids, finish reason,
-    tokens generated with the EOS), or None for a row cut off by `stop`."""
+    tokens generated with the EOS), or None for a row cut off by `stop`.
+
+    `on_token(row, token)` sees each answer token the moment it is chosen (EOS excluded), in
+    this thread: the playground streams from it."""
     from transformers import DynamicCache
 
     # transformers 5 names the argument `cache`; 4.x `past_key_values`. Either way the cache
@@ -166,6 +170,8 @@ def decode(
                 finished[row] = (answers[row], "stop", step + 1)
             else:
                 answers[row].append(token)
+                if on_token is not None:
+                    on_token(row, token)
         if all(f is not None for f in finished):
             return finished
         mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
@@ -188,6 +194,54 @@ def render_chat(tokenizer: "PreTrainedTokenizerBase", messages: list[Message]) -
             [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
         )
     return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
+
+
+def prompt_ids(
+    tokenizer: "PreTrainedTokenizerBase", messages: list[Message], continuation: bool
+) -> list[int]:
+    """The token ids a request's answer continues: the last message's text itself after the
+    tokenizer's own BOS (`continuation`), else the conversation through `render_chat`."""
+    if continuation:
+        return tokenizer(messages[-1].content)["input_ids"]
+    text = render_chat(tokenizer, messages)
+    # A chat template writes its own special tokens.
+    return tokenizer(text, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+
+
+@dataclass
+class LoadedModel:
+    model: "PreTrainedModel"  # on its device, in eval mode
+    tokenizer: "PreTrainedTokenizerBase"  # with a pad token
+    eos_ids: set[int]  # every token that ends an answer
+
+
+def load_causal_lm(source: Path | str, device: str) -> LoadedModel:
+    """A causal LM and its tokenizer from `resolve_local_model`'s answer; KahaniError when
+    it cannot be loaded or names no end-of-sequence token."""
+    # Imported here: transformers takes seconds to import, and only local runs need it.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # kahani's own progress line says what happens
+    where, extra = source, {}
+    if isinstance(where, Path) and where.suffix == ".gguf":
+        where, extra = where.parent, {"gguf_file": where.name}
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        raise KahaniError(f"cannot load local model {source}: {reason}") from None
+    eos = model.generation_config.eos_token_id  # an int, a list of them, or None
+    eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    if not eos_ids:
+        raise KahaniError(f"local model {source} names no end-of-sequence token")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(min(eos_ids))
+    return LoadedModel(model.to(device).eval(), tokenizer, eos_ids)
 
 
 @dataclass
@@ -335,35 +389,13 @@ class LocalProvider:
                     item.future.set_result(result)
 
     def _load(self) -> None:
-        # Imported here: transformers takes seconds to import, and only local runs need it.
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # kahani's own progress line says what happens
-        source, extra = self.source, {}
-        if isinstance(source, Path) and source.suffix == ".gguf":
-            source, extra = source.parent, {"gguf_file": source.name}
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         print(f"loading local model {self.source} on {self.device}", file=sys.stderr, flush=True)
         if self.threads:
             torch.set_num_threads(self.threads)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
-        except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            raise KahaniError(f"cannot load local model {self.source}: {reason}") from None
-        eos = model.generation_config.eos_token_id  # an int, a list of them, or None
-        eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-        if tokenizer.eos_token_id is not None:
-            eos_ids.add(tokenizer.eos_token_id)
-        if not eos_ids:
-            raise KahaniError(f"local model {self.source} names no end-of-sequence token")
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(min(eos_ids))
-        self._eos_ids = eos_ids
-        self._tokenizer = tokenizer
-        self._model = model.to(self.device).eval()
+        loaded = load_causal_lm(self.source, self.device)
+        self._eos_ids = loaded.eos_ids
+        self._tokenizer = loaded.tokenizer
+        self._model = loaded.model
 
     def _generate(self, requests: list[ChatRequest]) -> list[ChatResult | None]:
         """One batch, in a worker thread; the requests share their sampling settings."""
@@ -398,11 +430,7 @@ class LocalProvider:
 
     @staticmethod
     def _encode(tokenizer: "PreTrainedTokenizerBase", request: ChatRequest) -> list[int]:
-        if request.params.continuation:  # the text itself, after the tokenizer's own BOS
-            return tokenizer(request.messages[-1].content)["input_ids"]
-        text = render_chat(tokenizer, request.messages)
-        # A chat template writes its own special tokens.
-        return tokenizer(text, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+        return prompt_ids(tokenizer, request.messages, request.params.continuation)
 
     def _generation_error(self, err: Exception, rows: int) -> ProviderError:
         if isinstance(err, torch.cuda.OutOfMemoryError | MemoryError):

@@ -9,9 +9,9 @@ the dedup benchmark's generator), written as JSONL. Each contender runs in a fre
 - in-process: `factory.clean.clean_store` on a copy of that run folder, the default path
 - distributed, 1 task / 2 tasks: `clean_at_scale` on a copy of the run folder, local executor
 
-`factory clean FILE` without --executor first imports the file with `factory.importer`, one
-transaction (and disk sync) per row; its rows/s are measured on the first 20,000 rows and
-printed, since importing a million rows that way is itself the slow part.
+`factory clean FILE` without --executor first imports the file with `factory.importer` (every
+row read into memory, then stored in one transaction); its rows/s are measured on the first
+20,000 rows and printed, as the time to import is part of that path's cost.
 
 Printed per size: documents/s of wall time and the ratio to in-process; CPU seconds per 1,000
 documents over all the contender's processes (the ratio that does not depend on what else the
@@ -32,7 +32,6 @@ import itertools
 import json
 import resource
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,14 +40,13 @@ from pathlib import Path
 
 from devanagari_corpus import make_corpus
 
-from factory.clean import Cleaner, clean_store
+from factory.clean import Cleaner, clean_store, settings_for
 from factory.dedup import jaccard, shingles
 from factory.importer import import_file
 from factory.languages import get_language
-from factory.runconfig import load_config
 from factory.scale import peak_rss_bytes
+from factory.settings import load_config
 from factory.store import RunStore
-from factory.validate import Limits
 
 CONTENDERS = {  # name -> tasks (None: in-process); the first one makes the run folder
     "distributed from JSONL, 2 tasks": 2,
@@ -67,13 +65,16 @@ IMPORT_SAMPLE = 20_000
 
 def run_contender(name: str, run_dir: Path, source: Path, threshold: float) -> dict:
     """Inside a fresh process: clean, and report seconds and peak RSS of every process."""
-    from factory.scale.pipeline import ScaleOptions, clean_at_scale
+    from factory.scale.options import ScaleOptions
+    from factory.scale.pipeline import clean_at_scale
 
+    flags = {"dedup_threshold": threshold}
     start = time.perf_counter()
     task_peak = 0  # the largest of the task processes (the driver may run tasks itself)
     if CONTENDERS[name] is None:
-        store = RunStore(run_dir / "store.sqlite")
-        clean_store(store.db, Cleaner.for_run(load_config(run_dir), Limits()), threshold)
+        config = load_config(run_dir)
+        store = RunStore.open(run_dir / "store.sqlite", write=True)
+        clean_store(store, Cleaner.for_run(config, settings_for(config, flags)), threshold)
         store.close()
     else:
         options = ScaleOptions(executor="local", tasks=CONTENDERS[name])
@@ -81,7 +82,7 @@ def run_contender(name: str, run_dir: Path, source: Path, threshold: float) -> d
             lang, out, given = "hindi", run_dir, str(source)
         else:
             lang, out, given = None, None, str(run_dir)
-        result = clean_at_scale(given, lang, out, None, Limits(), threshold, options)
+        result = clean_at_scale(given, lang, out, None, flags, options)
         task_peak = max(result.peak_rss.values())
     seconds = time.perf_counter() - start
     cpu = sum(
@@ -93,18 +94,17 @@ def run_contender(name: str, run_dir: Path, source: Path, threshold: float) -> d
 
 def removed_and_kept(run_dir: Path) -> tuple[set[int], int]:
     """Indices of documents removed as (near-)duplicates, and the number kept."""
-    db = sqlite3.connect(run_dir / "store.sqlite")
+    store = RunStore.open(run_dir / "store.sqlite")
     try:
-        removed = {
-            int(pid[1:])
-            for (pid,) in db.execute(
-                "SELECT prompt_id FROM verdicts WHERE reason IN ('duplicate', 'near_duplicate')"
-            )
-        }
-        (kept,) = db.execute("SELECT COUNT(*) FROM verdicts WHERE reason IS NULL").fetchone()
+        verdicts = store.verdicts()
     finally:
-        db.close()
-    return removed, kept
+        store.close()
+    removed = {
+        int(pid[1:])
+        for pid, reason in verdicts.items()
+        if reason in ("duplicate", "near_duplicate")
+    }
+    return removed, sum(reason is None for reason in verdicts.values())
 
 
 def make_input(n: int, threshold: float, source: Path) -> None:

@@ -24,11 +24,13 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from contextlib import nullcontext
+from multiprocessing import Pool
 
 from devanagari_corpus import make_corpus
 
 from factory import dedup
-from factory.dedup import Deduplicator, deduplicate, jaccard, shingles, tokens
+from factory.dedup import Deduplicator, jaccard, shingles, tokens
 
 try:
     from datasketch import MinHash, MinHashLSH
@@ -42,8 +44,14 @@ def score(removed: set[int], positives: set[int]) -> tuple[float, float]:
 
 
 def run_kahani(texts: list[str], threshold: float, num_perm: int, processes: int) -> set[int]:
-    result = deduplicate(texts, threshold=threshold, num_perm=num_perm, processes=processes)
-    return {i for i, v in enumerate(result.verdicts) if v.status != "kept"}
+    """Deduplicate in order; with `processes` > 1, fingerprints are computed in worker
+    processes while the index is still built in order here, so the result is the same."""
+    dedup = Deduplicator(threshold, num_perm)
+    with Pool(processes) if processes > 1 else nullcontext() as pool:
+        fingerprint = dedup.hasher.fingerprint
+        fps = pool.imap(fingerprint, texts, chunksize=256) if pool else map(fingerprint, texts)
+        seen = [dedup.add_fingerprint(str(i), fp) for i, fp in enumerate(fps)]
+    return {i for i, s in enumerate(seen) if s.status != "kept"}
 
 
 def run_datasketch(texts: list[str], threshold: float, num_perm: int) -> set[int]:

@@ -6,7 +6,6 @@ playwright package. Usage: python bench/report_render.py [--samples 3000]
 """
 
 import argparse
-import json
 import random
 import shutil
 import tempfile
@@ -14,8 +13,17 @@ import time
 from pathlib import Path
 
 from judge.aggregate import mean_interval
+from judge.report import evaluation_report
+from judge.results import (
+    EvaluationSummary,
+    Interval,
+    JudgeSummary,
+    MetricSummary,
+    SamplingSettings,
+    write_scores,
+    write_summary,
+)
 from judge.rubric import DIMENSIONS
-from reports.evaluation import render_evaluation
 
 SIZE_BUDGET = 10 * 1024 * 1024
 TIME_BUDGET_S = 2.0
@@ -46,31 +54,32 @@ def synthetic_evaluation(folder: Path, samples: int, per_prompt: int = 3) -> Non
             }
         )
     column = {d: [r["judge"]["scores"] and r["judge"]["scores"][d] for r in rows] for d in dims}
-    metric = {
-        m: {"higher_is_better": True, "signature": m, "corpus": None}
-        | vars(mean_interval([r["metrics"][m] for r in rows]))
+    metrics = {
+        m: MetricSummary(
+            **vars(mean_interval([r["metrics"][m] for r in rows])),
+            higher_is_better=True,
+            signature=m,
+        )
         for m in ("distinct_1", "length_words")
     }
-    summary = {
-        "model": "synthetic",
-        "language": "hindi",
-        "prompts": samples // per_prompt,
-        "samples_per_prompt": per_prompt,
-        "completions": samples,
-        "settings": {"max_new_tokens": 200, "temperature": 0.8, "top_k": 50, "seed": 0},
-        "metrics": metric,
-        "judge": {
-            "provider": "openai",
-            "model": "gpt-4o",
-            "parse_failure_rate": sum(r["judge"]["scores"] is None for r in rows) / samples,
-            "dimensions": {d: vars(mean_interval(v)) for d, v in column.items()},
-            "controls": {},
-        },
-    }
-    (folder / "summary.json").write_text(json.dumps(summary, ensure_ascii=False))
-    with (folder / "scores.jsonl").open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    summary = EvaluationSummary(
+        model="synthetic",
+        language="hindi",
+        prompts=samples // per_prompt,
+        samples_per_prompt=per_prompt,
+        completions=samples,
+        settings=SamplingSettings(max_tokens=200, temperature=0.8, top_k=50, seed=0),
+        metrics=metrics,
+        judge=JudgeSummary(
+            provider="openai",
+            model="gpt-4o",
+            parse_failure_rate=sum(r["judge"]["scores"] is None for r in rows) / samples,
+            dimensions={d: Interval(**vars(mean_interval(v))) for d, v in column.items()},
+            controls={},
+        ),
+    )
+    write_summary(folder, summary)
+    write_scores(folder, rows)
 
 
 def browser_times(report: Path) -> tuple[float, float]:
@@ -99,7 +108,7 @@ def main() -> None:
         folder = Path(tmp)
         synthetic_evaluation(folder, args.samples)
         start = time.perf_counter()
-        report = render_evaluation(folder)
+        report = evaluation_report(folder)
         render_s = time.perf_counter() - start
         size = report.stat().st_size
         print(f"samples        {args.samples:,}")

@@ -11,12 +11,12 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Callable
 
 import openai
 
+from factory.engine import AnswerHook, Job, Tally
+from factory.errors import KahaniError
 from factory.providers.base import GenerationParams
-from factory.runner import Job, Tally
 from factory.store import Answer, RunStore
 
 MAX_REQUESTS_PER_FILE = 50_000
@@ -28,7 +28,7 @@ def batch_lines(jobs: list[Job], params: GenerationParams) -> list[bytes]:
     lines = []
     for job in jobs:
         body: dict = {"model": params.model, "messages": [m.model_dump() for m in job.messages]}
-        for name in ("temperature", "top_p", "max_tokens", "seed"):
+        for name in ("temperature", "top_p", "max_tokens", "seed", "top_k"):
             if getattr(params, name) is not None:
                 body[name] = getattr(params, name)
         if params.json_mode:
@@ -58,36 +58,54 @@ def split_files(lines: list[bytes]) -> list[list[int]]:
     return [f for f in files if f]
 
 
-class BatchRunner:
+class BatchEngine:
+    """Requests as JSONL files and batches; the same interface as the online engine."""
+
     def __init__(
         self,
         client: openai.AsyncOpenAI,
         store: RunStore,
         params: GenerationParams,
-        run_id: str,
+        tag: str,
         poll_seconds: float,
         max_attempts: int,
-        on_update: Callable[[Tally], None] = lambda tally: None,
-        on_answer: Callable[[Tally, str, Answer], None] = lambda tally, prompt_id, answer: None,
+        tally: Tally,
+        on_answer: AnswerHook,
     ) -> None:
-        self.on_answer = on_answer
-        self.on_update = on_update
         self.client = client
         self.store = store
         self.params = params
-        self.run_id = run_id
+        self.tag = tag  # the store's id, in every batch's metadata
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
+        self.tally = tally
+        self.on_answer = on_answer
         self.submitted: dict[str, int] = {}  # prompt id -> submissions in this invocation
         self.given_up: set[str] = set()  # failed in max_attempts batches: recorded as failed
+        self.stopping = asyncio.Event()
 
-    async def run(self, jobs: list[Job], tally: Tally) -> None:
+    def stop(self) -> None:
+        """Stop waiting; the batches go on at the provider and the next run collects them."""
+        self.stopping.set()
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def run(self, jobs: list[Job]) -> None:
+        try:
+            await self._run(jobs)
+        except openai.APIError as err:
+            raise KahaniError(
+                f"the Batch API failed: {err}; nothing is lost, run the same command to resume"
+            ) from None
+
+    async def _run(self, jobs: list[Job]) -> None:
         await self._adopt_unrecorded_batches()
         by_id = {job.prompt_id: job for job in jobs}
-        while True:
+        while not self.stopping.is_set():
             open_batches = self.store.open_batches()
             in_flight = {pid for _, ids in open_batches for pid in ids}
-            answered = self.store.known_answers(list(by_id))
+            answered = self.store.answered(by_id)
             todo = [
                 j
                 for pid, j in by_id.items()
@@ -98,15 +116,19 @@ class BatchRunner:
                 continue
             if not open_batches:
                 return
-            await self._collect(open_batches, tally)
-            self.on_update(tally)
-            if self.store.open_batches():
-                await asyncio.sleep(self.poll_seconds)
+            await self._collect(open_batches)
+            still_open = self.store.open_batches()
+            self.tally.in_flight = sum(len(ids) for _, ids in still_open)
+            self.tally.note = f"{len(still_open)} batches open" if still_open else ""
+            if still_open:
+                stop = asyncio.create_task(self.stopping.wait())
+                await asyncio.wait([stop], timeout=self.poll_seconds)
+                stop.cancel()
 
     async def _adopt_unrecorded_batches(self) -> None:
-        known = self.store.batch_ids()
+        known = {batch_id for batch_id, _ in self.store.batches()}
         async for batch in self.client.batches.list(limit=100):
-            if (batch.metadata or {}).get("kahani_run") != self.run_id or batch.id in known:
+            if (batch.metadata or {}).get("kahani_run") != self.tag or batch.id in known:
                 continue
             content = await self.client.files.content(batch.input_file_id)
             ids = [json.loads(line)["custom_id"] for line in content.text.splitlines() if line]
@@ -124,13 +146,13 @@ class BatchRunner:
                 input_file_id=upload.id,
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
-                metadata={"kahani_run": self.run_id},
+                metadata={"kahani_run": self.tag},
             )
             self.store.record_batch(batch.id, upload.id, ids, batch.status)
             for pid in ids:
                 self.submitted[pid] = self.submitted.get(pid, 0) + 1
 
-    async def _collect(self, open_batches: list[tuple[str, list[str]]], tally: Tally) -> None:
+    async def _collect(self, open_batches: list[tuple[str, list[str]]]) -> None:
         for batch_id, ids in open_batches:
             batch = await self.client.batches.retrieve(batch_id)
             if batch.status not in TERMINAL:
@@ -138,7 +160,7 @@ class BatchRunner:
             answered: set[str] = set()
             if batch.output_file_id:
                 content = await self.client.files.content(batch.output_file_id)
-                answered = self._save_output(content.text, tally)
+                answered = self._save_output(content.text)
             errors = {}
             if batch.error_file_id:
                 content = await self.client.files.content(batch.error_file_id)
@@ -150,11 +172,13 @@ class BatchRunner:
                 if self.submitted.get(pid, 1) >= self.max_attempts:
                     self.store.save_failure(pid, self.submitted.get(pid, 1), reason)
                     self.given_up.add(pid)
-                    tally.failed += 1
+                    self.tally.failed += 1
             self.store.close_batch(batch_id, batch.status)
 
-    def _save_output(self, text: str, tally: Tally) -> set[str]:
-        saved = set()
+    def _save_output(self, text: str) -> set[str]:
+        """Every answer of an output file, committed in one transaction (a file holds up to
+        50,000), then shown to the hook."""
+        saved: list[tuple[str, str, Answer]] = []
         now = time.time()
         for line in text.splitlines():
             if not line.strip():
@@ -183,13 +207,12 @@ class BatchRunner:
             key = self.store.request_key_of(pid)
             if key is None:
                 continue  # not a prompt of this run
-            self.store.save_answer(pid, key, answer)
-            self.on_answer(tally, pid, answer)
-            saved.add(pid)
-            tally.done += 1
-            tally.prompt_tokens += answer.prompt_tokens
-            tally.completion_tokens += answer.completion_tokens
-        return saved
+            saved.append((pid, key, answer))
+        self.store.save_answers(saved)
+        for pid, _, answer in saved:
+            self.tally.count(answer)
+            self.on_answer(self.tally, pid, answer)
+        return {pid for pid, _, _ in saved}
 
 
 def _error_lines(text: str) -> dict[str, str]:

@@ -1,38 +1,23 @@
-"""`factory`: prompts from templates and word lists, then generations from LLMs."""
+"""`factory`: prompts from templates and word lists, then generations from LLMs.
+
+Options come from the settings fields (`factory/settings.py`): the same names, defaults and
+bounds for flags, run files and config.json. Each command imports its machinery when it
+runs, so `factory --help` starts at once.
+"""
 
 import glob
 import sys
-from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from factory.clean import Cleaner, clean_store, ensure_schema, require_kept
 from factory.errors import KahaniError, run_cli
-from factory.estimate import estimate_run, format_estimate
-from factory.export import SplitFractions, export_run, push
-from factory.generate import (
-    Cleaning,
-    api_key_from,
-    prompt_set_for,
-    resolve,
-    run_generate,
-    status_text,
-)
-from factory.importer import import_file
-from factory.languages import LANGUAGES, get_language
-from factory.paths import PRICES_FILE, TEMPLATES_DIR, VOCAB_DIR
-from factory.pricing import load_prices
-from factory.prompts import PromptSet, parse_overrides
-from factory.runconfig import RunFile, load_config, read_run_file
-from factory.scale import scale_advice
-from factory.stats import compute_stats, format_stats
-from factory.store import RunStore
-from factory.templates import PromptTemplate, template_path
-from factory.validate import Limits
-from reports.dataset import render_dataset
+from factory.finetune_cli import app as finetune_app
+from factory.flags import Version, given, option
+from factory.languages import LANGUAGES
+from factory.scale.options import ScaleOptions
+from factory.settings import CleanSettings, RunSettings, checked
 
 app = typer.Typer(
     help="Make training data: render unique prompts, send them to an LLM, keep the answers.",
@@ -40,65 +25,55 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(finetune_app, name="finetune")
 
-Lang = Annotated[str, typer.Option("--lang", help=f"One of: {', '.join(LANGUAGES)}.")]
-Count = Annotated[int, typer.Option("--n", help="How many prompts.")]
-Start = Annotated[int, typer.Option(help="Index of the first prompt (to continue a sequence).")]
-Seed = Annotated[int, typer.Option(help="Seed of the prompt order; same seed, same prompts.")]
-TemplateOpt = Annotated[
-    Path | None, typer.Option("--template", help="Your own Jinja template instead of ours.")
+S = RunSettings
+Lang = Annotated[str | None, option(S, "lang", help=f"One of: {', '.join(LANGUAGES)}.")]
+Count = Annotated[int | None, option(S, "n")]
+Start = Annotated[int | None, option(S, "start")]
+Seed = Annotated[int | None, option(S, "seed")]
+TemplateOpt = Annotated[Path | None, option(S, "template")]
+VocabOpt = Annotated[Path | None, option(S, "vocab_dir")]
+VarOpt = Annotated[list[str] | None, typer.Option("--var", help=S.model_fields["var"].description)]
+MinWords = Annotated[int | None, option(CleanSettings, "min_words")]
+MaxWords = Annotated[int | None, option(CleanSettings, "max_words")]
+MinScript = Annotated[float | None, option(CleanSettings, "min_script_share")]
+MinCmi = Annotated[float | None, option(CleanSettings, "min_cmi")]
+Threshold = Annotated[float | None, option(CleanSettings, "dedup_threshold")]
+License = Annotated[str | None, option(S, "license")]
+Prices = Annotated[
+    Path | None, typer.Option(help="Price table (TOML) [default: the shipped factory/prices.toml].")
 ]
-VocabOpt = Annotated[
-    Path | None, typer.Option(help="Folder of word lists (default vocab_lists/<lang>/).")
-]
-VarOpt = Annotated[
-    list[str] | None, typer.Option("--var", help="Fix a template variable: --var turns=8.")
-]
+RunDir = Annotated[Path, typer.Argument(help="A run folder, e.g. runs/hindi-gpt-4o-mini-seed0.")]
+X = ScaleOptions
 
 
-MinWords = Annotated[int, typer.Option(help="Reject stories shorter than this (words).")]
-MaxWords = Annotated[int, typer.Option(help="Reject stories longer than this (words).")]
-MinScript = Annotated[
-    float, typer.Option(help="Least share of letters in the language's script (0-1).")
-]
-MinCmi = Annotated[float, typer.Option(help="Hinglish: least Code-Mixing Index (0-50).")]
-Threshold = Annotated[
-    float, typer.Option(help="Jaccard similarity above which stories are near-duplicates.")
-]
-License = Annotated[str, typer.Option("--license", help="License id for the dataset card.")]
+def _prices(path: Path | None):
+    from factory.paths import PRICES_FILE
+    from factory.pricing import load_prices
+
+    return load_prices(path or PRICES_FILE)
 
 
-def _limits(min_words: int, max_words: int, min_script_share: float, min_cmi: float) -> Limits:
-    if not 0 <= min_script_share <= 1:
-        raise KahaniError(f"--min-script-share must be between 0 and 1, got {min_script_share}")
-    return Limits(
-        min_words=min_words,
-        max_words=max_words,
-        min_script_share=min_script_share,
-        min_cmi=min_cmi,
-    )
+def _overrides(var: list[str] | None) -> dict[str, str] | None:
+    from factory.prompts import parse_overrides
+
+    return parse_overrides(var) if var else None
 
 
-def _prompt_set(
-    lang: str, template: Path | None, vocab_dir: Path | None, seed: int, var: list[str] | None
-) -> PromptSet:
-    language = get_language(lang)
-    path = template or template_path(TEMPLATES_DIR, language.kind, language.name)
-    return PromptSet(
-        language,
-        PromptTemplate(path),
-        vocab_dir or VOCAB_DIR / language.name,
-        seed=seed,
-        overrides=parse_overrides(var or []),
-    )
+@app.callback()
+def overview(
+    version: Version = None,
+) -> None:
+    """Make training data: render unique prompts, send them to an LLM, keep the answers."""
 
 
 @app.command()
 def prompts(
-    lang: Lang,
-    n: Count = 10,
-    start: Start = 0,
-    seed: Seed = 0,
+    lang: Lang = None,
+    n: Annotated[int | None, option(S, "n", help="How many prompts. [default: 10]")] = None,
+    start: Start = None,
+    seed: Seed = None,
     template: TemplateOpt = None,
     vocab_dir: VocabOpt = None,
     var: VarOpt = None,
@@ -108,9 +83,18 @@ def prompts(
 
     Example: factory prompts --lang bangla --n 5
     """
-    prompt_set = _prompt_set(lang, template, vocab_dir, seed, var)
-    prompt_set.check_count(n, start)
-    lines = (p.model_dump_json() + "\n" for p in prompt_set.take(n, start))
+    from factory.languages import get_language
+    from factory.prompts import prompt_set
+
+    values = checked(S, given(lang=lang, n=n, start=start, seed=seed), "flags")
+    if not lang:
+        raise KahaniError("--lang is required")
+    count, first = values.get("n", 10), values.get("start", 0)
+    prompts = prompt_set(
+        get_language(lang), template, vocab_dir, values.get("seed", 0), _overrides(var)
+    )
+    prompts.check_count(count, first)
+    lines = (p.model_dump_json() + "\n" for p in prompts.take(count, first))
     if out is None:
         sys.stdout.writelines(lines)
         return
@@ -120,60 +104,39 @@ def prompts(
             f.writelines(lines)
     except OSError as err:
         raise KahaniError(f"cannot write {out}: {err.strerror}") from None
-    print(f"wrote {n:,} prompts to {out}", file=sys.stderr)
+    print(f"wrote {count:,} prompts to {out}", file=sys.stderr)
 
 
 @app.command()
 def generate(
-    lang: Annotated[
-        str | None, typer.Option("--lang", help=f"One of: {', '.join(LANGUAGES)}.")
-    ] = None,
-    n: Annotated[int | None, typer.Option("--n", help="How many prompts (default 100).")] = None,
-    start: Annotated[int | None, typer.Option(help="Index of the first prompt.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the prompt order.")] = None,
-    name: Annotated[
-        str | None, typer.Option(help="Run name (default <lang>-<model>-seed<seed>).")
-    ] = None,
-    provider: Annotated[
+    lang: Lang = None,
+    n: Count = None,
+    start: Start = None,
+    seed: Seed = None,
+    name: Annotated[str | None, option(S, "name")] = None,
+    provider: Annotated[str | None, option(S, "provider")] = None,
+    model: Annotated[str | None, option(S, "model")] = None,
+    base_url: Annotated[str | None, option(S, "base_url")] = None,
+    api_key: Annotated[
         str | None,
         typer.Option(
-            help="openai, openai-batch, g4f or local (default: openai when a "
-            "key or --base-url is given, else local)."
+            help="API key, sent only to --base-url (or OpenAI). Default: $OPENAI_API_KEY, "
+            "which goes only to OpenAI's API or $OPENAI_BASE_URL. Never written to disk."
         ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model name, as the provider knows it.")] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="Any OpenAI-compatible server, e.g. http://localhost:8000/v1."),
-    ] = None,
-    api_key: Annotated[
-        str | None, typer.Option(help="API key (default: $OPENAI_API_KEY); never written to disk.")
-    ] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
-    top_p: Annotated[float | None, typer.Option()] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Cap on tokens per answer (default 1024).")
-    ] = None,
-    gen_seed: Annotated[
-        int | None, typer.Option(help="Sampling seed sent to the provider.")
-    ] = None,
-    json_mode: Annotated[
-        bool | None, typer.Option("--json-mode/--no-json-mode", help="Ask for a JSON object.")
-    ] = None,
-    rpm: Annotated[int | None, typer.Option(help="Requests-per-minute limit.")] = None,
-    tpm: Annotated[int | None, typer.Option(help="Tokens-per-minute limit.")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(help="Requests in flight at most (default 32).")
-    ] = None,
-    max_attempts: Annotated[
-        int | None, typer.Option(help="Attempts per prompt before it fails (default 6).")
-    ] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Seconds per request (default 120).")
-    ] = None,
-    batch_poll_seconds: Annotated[
-        float | None, typer.Option(help="Batch API: seconds between status checks (default 30).")
-    ] = None,
+    temperature: Annotated[float | None, option(S, "temperature")] = None,
+    top_p: Annotated[float | None, option(S, "top_p")] = None,
+    max_tokens: Annotated[int | None, option(S, "max_tokens")] = None,
+    gen_seed: Annotated[int | None, option(S, "gen_seed")] = None,
+    json_mode: Annotated[bool | None, option(S, "json_mode", "--json-mode/--no-json-mode")] = None,
+    rpm: Annotated[int | None, option(S, "rpm")] = None,
+    tpm: Annotated[int | None, option(S, "tpm")] = None,
+    max_concurrency: Annotated[int | None, option(S, "max_concurrency")] = None,
+    max_attempts: Annotated[int | None, option(S, "max_attempts")] = None,
+    timeout: Annotated[float | None, option(S, "timeout")] = None,
+    batch_poll_seconds: Annotated[float | None, option(S, "batch_poll_seconds")] = None,
+    threads: Annotated[int | None, option(S, "threads")] = None,
+    batch_size: Annotated[int | None, option(S, "batch_size")] = None,
     template: TemplateOpt = None,
     vocab_dir: VocabOpt = None,
     var: VarOpt = None,
@@ -183,22 +146,20 @@ def generate(
     ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder.")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+    prices: Prices = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count requests, tokens and cost.")
     ] = False,
     retry_rejected: Annotated[
         bool, typer.Option("--retry-rejected", help="Ask again for answers the checks rejected.")
     ] = False,
-    export: Annotated[
-        bool, typer.Option("--export/--no-export", help="Write runs/<name>/dataset/ at the end.")
-    ] = True,
-    min_words: MinWords = 60,
-    max_words: MaxWords = 800,
-    min_script_share: MinScript = 0.95,
-    min_cmi: MinCmi = 5.0,
-    dedup_threshold: Threshold = 0.8,
-    license_id: License = "cc-by-4.0",
+    export: Annotated[bool | None, option(S, "export", "--export/--no-export")] = None,
+    min_words: MinWords = None,
+    max_words: MaxWords = None,
+    min_script_share: MinScript = None,
+    min_cmi: MinCmi = None,
+    dedup_threshold: Threshold = None,
+    license_id: License = None,
 ) -> None:
     """Send n unique prompts to an LLM and keep every answer in runs/<name>/.
 
@@ -210,36 +171,53 @@ def generate(
 
     Example: factory generate --lang hindi --n 1000 --model gpt-4o-mini --dry-run
     """
-    if dry_run and provider is None:
-        provider = "openai"  # a dry run estimates API spend, with or without a key
-    flags = run_flags(
-        lang=lang,
-        n=n,
-        start=start,
-        seed=seed,
-        name=name,
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        temperature=temperature,
-        top_p=top_p,
-        max_tokens=max_tokens,
-        gen_seed=gen_seed,
-        json_mode=json_mode,
-        rpm=rpm,
-        tpm=tpm,
-        concurrency=concurrency,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        batch_poll_seconds=batch_poll_seconds,
-        template=template,
-        vocab_dir=vocab_dir,
-        var=parse_overrides(var) if var else None,
+    from factory import llm
+    from factory.estimate import estimate_run, format_estimate
+    from factory.generate import prompt_set_for, resolve, run_generate
+    from factory.settings import read_run_file
+
+    flags = checked(
+        S,
+        given(
+            lang=lang,
+            n=n,
+            start=start,
+            seed=seed,
+            name=name,
+            provider=provider,
+            model=model,
+            base_url=base_url,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            gen_seed=gen_seed,
+            json_mode=json_mode,
+            rpm=rpm,
+            tpm=tpm,
+            max_concurrency=max_concurrency,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            batch_poll_seconds=batch_poll_seconds,
+            threads=threads,
+            batch_size=batch_size,
+            template=template,
+            vocab_dir=vocab_dir,
+            var=_overrides(var),
+            export=export,
+            min_words=min_words,
+            max_words=max_words,
+            min_script_share=min_script_share,
+            min_cmi=min_cmi,
+            dedup_threshold=dedup_threshold,
+            license=license_id,
+        ),
+        "flags",
     )
-    key = api_key_from(api_key)
-    run_file = read_run_file(config) if config else None
-    run_config, run_dir = resolve(flags, run_file, resume, runs_dir, key)
-    price_table = load_prices(prices)
+    settings: dict[str, Any] = {**(read_run_file(config) if config else {}), **flags}
+    base = settings.get("base_url")
+    key = llm.api_key_for(base, api_key)
+    run_config, run_dir = resolve(settings, resume, runs_dir, key is not None, dry_run)
+    price_table = _prices(prices)
     if dry_run:
         prompt_set = prompt_set_for(run_config)
         prompt_set.check_count(run_config.n, run_config.start)
@@ -255,13 +233,7 @@ def generate(
             format_estimate(est, prompt_set, run_config.model, run_config.max_tokens, price_table)
         )
         return
-    cleaning = Cleaning(
-        _limits(min_words, max_words, min_script_share, min_cmi),
-        dedup_threshold,
-        export,
-        license_id,
-    )
-    raise typer.Exit(run_generate(run_config, run_dir, key, price_table, cleaning, retry_rejected))
+    raise typer.Exit(run_generate(run_config, run_dir, key, price_table, retry_rejected))
 
 
 @app.command()
@@ -278,60 +250,66 @@ def clean(
     column: Annotated[
         str | None, typer.Option(help="For a file: the column with the text or messages.")
     ] = None,
-    min_words: MinWords = 60,
-    max_words: MaxWords = 800,
-    min_script_share: MinScript = 0.95,
-    min_cmi: MinCmi = 5.0,
-    dedup_threshold: Threshold = 0.8,
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
-    executor: Annotated[
-        str | None,
-        typer.Option(help="Clean on datatrove: local, slurm or ray (pip install -e '.[scale]')."),
-    ] = None,
-    tasks: Annotated[int, typer.Option(help="--executor: tasks the input is split into.")] = 1,
-    workers: Annotated[int | None, typer.Option(help="--executor: tasks at once.")] = None,
-    mem_gb: Annotated[float, typer.Option(help="slurm, ray: memory per task (GB).")] = 2.0,
-    slurm_partition: Annotated[str | None, typer.Option(help="slurm: partition.")] = None,
-    slurm_time: Annotated[str, typer.Option(help="slurm: time limit per task.")] = "24:00:00",
-    ray_address: Annotated[
-        str | None, typer.Option(help="ray: cluster address (default: start one here).")
-    ] = None,
-    work: Annotated[
-        Path | None, typer.Option(help="--executor: work folder (default: RUN/scale-work).")
-    ] = None,
+    min_words: MinWords = None,
+    max_words: MaxWords = None,
+    min_script_share: MinScript = None,
+    min_cmi: MinCmi = None,
+    dedup_threshold: Threshold = None,
+    prices: Prices = None,
+    executor: Annotated[str | None, option(X, "executor")] = None,
+    tasks: Annotated[int | None, option(X, "tasks")] = None,
+    workers: Annotated[int | None, option(X, "workers")] = None,
+    mem_gb: Annotated[float | None, option(X, "mem_gb")] = None,
+    slurm_partition: Annotated[str | None, option(X, "slurm_partition")] = None,
+    slurm_time: Annotated[str | None, option(X, "slurm_time")] = None,
+    ray_address: Annotated[str | None, option(X, "ray_address")] = None,
+    work: Annotated[Path | None, option(X, "work")] = None,
 ) -> None:
     """Validate and deduplicate answers; every rejection is kept with a reason code.
 
-    With --executor the same checks and deduplication run as datatrove pipelines over a run
-    folder or files (a glob in quotes), with memory bounded per task.
+    Thresholds default to those the run was generated with. With --executor the same
+    checks and deduplication run as datatrove pipelines over a run folder or files (a glob
+    in quotes), with memory bounded per task.
 
     Examples: factory clean runs/hindi-gpt-4o-mini-seed0
               factory clean stories.jsonl --lang hindi --out runs/my-stories
-              factory clean 'data/*.parquet' --lang hindi --executor local --tasks 8
+              factory clean 'data/*.parquet' --lang hindi --out runs/data --executor local --tasks 8
     """
-    limits = _limits(min_words, max_words, min_script_share, min_cmi)
-    if executor is not None:
-        from factory.scale.pipeline import ScaleOptions, clean_at_scale
+    from factory.clean import Cleaner, clean_store, require_kept, settings_for
+    from factory.importer import import_file
+    from factory.languages import get_language
+    from factory.scale import scale_advice
+    from factory.settings import load_config
+    from factory.stats import compute_stats, format_stats
+    from factory.store import RunStore
 
-        options = ScaleOptions.from_flags(
-            executor=executor,
-            tasks=tasks,
-            workers=workers,
-            mem_gb=mem_gb,
-            slurm_partition=slurm_partition,
-            slurm_time=slurm_time,
-            ray_address=ray_address,
-            work=work,
-        )
-        result = clean_at_scale(str(source), lang, out, column, limits, dedup_threshold, options)
-        print(result.summary())
-        if result.finished:
-            _print_stats_and_check(result.run_dir, prices)
+    flags = given(
+        min_words=min_words,
+        max_words=max_words,
+        min_script_share=min_script_share,
+        min_cmi=min_cmi,
+        dedup_threshold=dedup_threshold,
+    )
+    checked(CleanSettings, flags, "flags")
+    scale = given(
+        executor=executor,
+        tasks=tasks,
+        workers=workers,
+        mem_gb=mem_gb,
+        slurm_partition=slurm_partition,
+        slurm_time=slurm_time,
+        ray_address=ray_address,
+        work=work,
+    )
+    if scale:
+        _clean_at_scale(source, lang, out, column, flags, scale, prices)
         return
     if glob.has_magic(str(source)):
         raise KahaniError(f"{source}: a glob is read by the distributed path; add --executor local")
     run_dir = source
     if not (source / "config.json").is_file():
+        if not source.exists():
+            raise KahaniError(f"{source} does not exist")
         if lang is None:
             raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
         run_dir = out or Path("runs") / f"{source.stem}-clean"
@@ -341,23 +319,50 @@ def clean(
             + (f" ({unreadable:,} unreadable lines, kept as rejects)" if unreadable else "")
         )
     config = load_config(run_dir)
-    store = RunStore(run_dir / "store.sqlite")
+    settings = settings_for(config, flags)
+    store = RunStore.open(run_dir / "store.sqlite", write=True)
     try:
-        if advice := scale_advice(store.counts().done):
+        if advice := scale_advice(store.answer_count()):
             print(advice)
-        counts = clean_store(store.db, Cleaner.for_run(config, limits), dedup_threshold)
-        print(format_stats(compute_stats(store.db, config, load_prices(prices))))
+        counts = clean_store(store, Cleaner.for_run(config, settings), settings.dedup_threshold)
+        print(format_stats(compute_stats(store, config, _prices(prices))))
     finally:
         store.close()
     require_kept(counts)
 
 
-def _print_stats_and_check(run_dir: Path, prices: Path) -> None:
-    """After a distributed clean: the same summary, and the same failure on an empty result."""
-    config = load_config(run_dir)
-    store = RunStore(run_dir / "store.sqlite")
+def _clean_at_scale(
+    source: Path,
+    lang: str | None,
+    out: Path | None,
+    column: str | None,
+    flags: dict[str, Any],
+    scale: dict[str, Any],
+    prices: Path | None,
+) -> None:
+    """`factory clean --executor ...`: the same verdicts, summary and failure on an empty
+    result as the in-process clean, from datatrove pipelines."""
+    from collections import Counter
+
+    from factory.clean import require_kept
+    from factory.settings import load_config
+    from factory.stats import compute_stats, format_stats
+    from factory.store import RunStore
+
+    if "executor" not in scale:
+        flag = "--" + next(iter(scale)).replace("_", "-")
+        raise KahaniError(f"{flag} is for the distributed clean: add --executor local|slurm|ray")
+    options = ScaleOptions.model_validate(checked(ScaleOptions, scale, "flags"))
+    from factory.scale.pipeline import clean_at_scale
+
+    result = clean_at_scale(str(source), lang, out, column, flags, options)
+    print(result.summary())
+    if not result.finished:  # submitted to Slurm: the run is written when the jobs end
+        return
+    config = load_config(result.run_dir)
+    store = RunStore.open(result.run_dir / "store.sqlite")
     try:
-        stats = compute_stats(store.db, config, load_prices(prices))
+        stats = compute_stats(store, config, _prices(prices))
     finally:
         store.close()
     print(format_stats(stats))
@@ -370,91 +375,87 @@ def export_dataset(
     out: Annotated[Path | None, typer.Option(help="Default: <run_dir>/dataset.")] = None,
     validation: Annotated[float, typer.Option(help="Share of rows for validation.")] = 0.05,
     test: Annotated[float, typer.Option(help="Share of rows for test.")] = 0.05,
-    license_id: License = "cc-by-4.0",
+    license_id: License = None,
     push_to_hub: Annotated[
-        str | None, typer.Option(help="Also upload to this Hub dataset repo (needs HF_TOKEN).")
+        str | None,
+        typer.Option(help="Also upload to this Hub dataset repo, private (needs HF_TOKEN)."),
     ] = None,
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+    prices: Prices = None,
 ) -> None:
     """Write the kept rows as a Hugging Face dataset, parquet, JSONL and a dataset card.
 
     Example: factory export runs/hindi-gpt-4o-mini-seed0
     """
+    from factory.export import SplitFractions, export_run
+    from factory.hub import push_dataset
+    from factory.settings import load_config
+    from factory.store import RunStore
+
     if not (0 <= validation < 1 and 0 <= test < 1 and validation + test < 1):
         raise KahaniError("--validation and --test must be shares that leave rows for train")
     config = load_config(run_dir)
     target = out or run_dir / "dataset"
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore.open(run_dir / "store.sqlite")
     try:
-        ensure_schema(store.db)
         splits = export_run(
-            store.db,
+            store,
             config,
             target,
-            load_prices(prices),
+            _prices(prices),
             SplitFractions(validation, test),
-            license_id,
+            license_id or config.license,
         )
     finally:
         store.close()
     print(f"dataset  {target} ({', '.join(f'{s} {n:,}' for s, n in splits.items())})")
     if push_to_hub:
-        push(target, push_to_hub)
+        push_dataset(target, push_to_hub)
 
 
 @app.command()
-def stats(
-    run_dir: Annotated[Path, typer.Argument(help="A cleaned run folder.")],
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
-) -> None:
+def stats(run_dir: RunDir, prices: Prices = None) -> None:
     """Print kept and rejected counts (by reason), lengths, word-list coverage and cost."""
+    from factory.settings import load_config
+    from factory.stats import compute_stats, format_stats
+    from factory.store import RunStore
+
     config = load_config(run_dir)
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore.open(run_dir / "store.sqlite")
     try:
-        ensure_schema(store.db)
-        print(format_stats(compute_stats(store.db, config, load_prices(prices))))
+        print(format_stats(compute_stats(store, config, _prices(prices))))
     finally:
         store.close()
 
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder from `factory generate`.")],
+    run_dir: RunDir,
     out: Annotated[Path | None, typer.Option(help="Default: RUN_DIR/report.html.")] = None,
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
+    prices: Prices = None,
 ) -> None:
     """Write the dataset report: counts, rejects with examples, lengths, coverage, duplicates,
     throughput and cost, as one HTML file that opens offline.
 
     Example: factory report runs/hindi-gpt-4o-mini-seed0
     """
-    print(f"report   {render_dataset(run_dir, out, prices)}")
+    from factory.report import dataset_report
+
+    print(f"report   {dataset_report(run_dir, out or run_dir / 'report.html', _prices(prices))}")
 
 
 @app.command()
-def status(
-    run_dir: Annotated[
-        Path, typer.Argument(help="A run folder, e.g. runs/hindi-gpt-4o-mini-seed0.")
-    ],
-    prices: Annotated[Path, typer.Option(help="Price table (TOML).")] = PRICES_FILE,
-) -> None:
+def status(run_dir: RunDir, prices: Prices = None) -> None:
     """Print a run's done/failed/pending prompts, tokens and cost."""
+    from factory.generate import status_text
+    from factory.settings import load_config
+    from factory.store import RunStore
+
     run_config = load_config(run_dir)
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore.open(run_dir / "store.sqlite")
     try:
-        print(status_text(run_dir, store, run_config, load_prices(prices)))
+        print(status_text(run_dir, store, run_config, _prices(prices)))
     finally:
         store.close()
-
-
-def run_flags(**values: object) -> RunFile:
-    """The flags a user typed, checked like a run file (a bad --provider is one line)."""
-    try:
-        return RunFile.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValidationError as err:
-        problem = err.errors()[0]
-        flag = "--" + str(problem["loc"][0]).replace("_", "-")
-        raise KahaniError(f"{flag}: {problem['msg']}") from None
 
 
 def main() -> None:

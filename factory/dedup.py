@@ -23,11 +23,7 @@ words. `bench/dedup.py` measures the bytes per document with tracemalloc.
 
 import hashlib
 import unicodedata
-from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
-from itertools import count
-from multiprocessing import Pool
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -175,32 +171,13 @@ Status = Literal["kept", "exact_duplicate", "near_duplicate"]
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
-    """What happened to one document; `jaccard` is its similarity to the kept one."""
+class Seen:
+    """What the deduplicator made of one document; `jaccard` is its similarity to the kept one."""
 
     doc_id: str
     status: Status
     duplicate_of: str | None = None
     jaccard: float = 1.0
-
-
-@dataclass
-class Cluster:
-    """Documents removed in favour of `kept` (indices in input order), with their similarity."""
-
-    kept: int
-    members: list[int] = field(default_factory=list)
-    jaccard: list[float] = field(default_factory=list)
-
-
-@dataclass
-class DedupResult:
-    verdicts: list[Verdict]
-    clusters: dict[int, Cluster]  # cluster id (= the kept document's index) -> cluster
-
-    @property
-    def kept(self) -> list[int]:
-        return [i for i, v in enumerate(self.verdicts) if v.status == "kept"]
 
 
 class Deduplicator:
@@ -223,16 +200,15 @@ class Deduplicator:
         b, r = bands or optimal_bands(threshold, num_perm, fp_weight=0.05)
         self.threshold = threshold
         self.hasher = MinHasher(num_perm, b, r, ngram, seed)
-        self.clusters: dict[int, Cluster] = {}
         self._count = 0
         self._exact: dict[int, int] = {}
         self._kept: dict[int, tuple[str, bytes]] = {}  # index -> (id, shingle hashes)
         self._tables: list[dict[int, int | list[int]]] = [{} for _ in range(b)]
 
-    def add(self, doc_id: str, text: str) -> Verdict:
+    def add(self, doc_id: str, text: str) -> Seen:
         return self.add_fingerprint(doc_id, self.hasher.fingerprint(text))
 
-    def add_fingerprint(self, doc_id: str, fp: Fingerprint) -> Verdict:
+    def add_fingerprint(self, doc_id: str, fp: Fingerprint) -> Seen:
         index, self._count = self._count, self._count + 1
         if (kept := self._exact.get(fp.exact)) is not None:
             return self._record(doc_id, index, kept, "exact_duplicate", 1.0)
@@ -254,7 +230,7 @@ class Deduplicator:
                 table[key] = [bucket, index]
             else:
                 bucket.append(index)
-        return Verdict(doc_id, "kept")
+        return Seen(doc_id, "kept")
 
     def _candidates(self, bands: list[int]) -> set[int]:
         found: set[int] = set()
@@ -266,31 +242,5 @@ class Deduplicator:
                 found.update(bucket)
         return found
 
-    def _record(self, doc_id: str, index: int, kept: int, status: Status, j: float) -> Verdict:
-        cluster = self.clusters.setdefault(kept, Cluster(kept))
-        cluster.members.append(index)
-        cluster.jaccard.append(j)
-        return Verdict(doc_id, status, self._kept[kept][0], j)
-
-
-def deduplicate(
-    texts: Iterable[str],
-    ids: Iterable[str] | None = None,
-    threshold: float = 0.8,
-    num_perm: int = 128,
-    ngram: int = 3,
-    seed: int = 1,
-    processes: int = 1,
-) -> DedupResult:
-    """Deduplicate a corpus in order; `processes` > 1 computes fingerprints in worker processes.
-
-    Verdicts do not depend on `processes`: workers only hash, the index is built in order here.
-    """
-    dedup = Deduplicator(threshold, num_perm, ngram, seed)
-    named = ids is not None
-    ids = ids if ids is not None else map(str, count())
-    fingerprint = dedup.hasher.fingerprint
-    with Pool(processes) if processes > 1 else nullcontext() as pool:
-        fps = pool.imap(fingerprint, texts, chunksize=256) if pool else map(fingerprint, texts)
-        verdicts = [dedup.add_fingerprint(i, fp) for i, fp in zip(ids, fps, strict=named)]
-    return DedupResult(verdicts, dedup.clusters)
+    def _record(self, doc_id: str, index: int, kept: int, status: Status, j: float) -> Seen:
+        return Seen(doc_id, status, self._kept[kept][0], j)

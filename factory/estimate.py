@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from factory.paths import PROJECT_ROOT
+from factory.paths import TEMPLATES_DIR
 from factory.pricing import PriceTable, count_chat_tokens, count_tokens
 from factory.prompts import PromptSet
 
@@ -78,6 +78,11 @@ def format_estimate(
 
 
 def _shown(path: Path) -> Path:
-    """A shipped template as `templates/...`, a user's own as given."""
-    resolved = path.resolve()
-    return resolved.relative_to(PROJECT_ROOT) if resolved.is_relative_to(PROJECT_ROOT) else path
+    """A shipped template as `templates/...`, wherever kahani is installed; a user's own as
+    given."""
+    resolved, shipped = path.resolve(), TEMPLATES_DIR.resolve()
+    return (
+        Path("templates") / resolved.relative_to(shipped)
+        if resolved.is_relative_to(shipped)
+        else path
+    )

@@ -9,21 +9,19 @@ OpenAI fine-tuning files (`openai/<split>.jsonl`, one `{"messages": [...]}` per 
 import hashlib
 import json
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import datasets
 import yaml
 
 from factory.errors import KahaniError
 from factory.languages import get_language
 from factory.pricing import PriceTable
-from factory.runconfig import RunConfig
+from factory.settings import RunConfig
 from factory.stats import RunStats, compute_stats, format_stats
+from factory.store import RunStore
 
 SPLITS = ("train", "validation", "test")
-MESSAGE = {"role": datasets.Value("string"), "content": datasets.Value("string")}
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class SplitFractions:
 
 
 def export_run(
-    db: sqlite3.Connection,
+    store: RunStore,
     config: RunConfig,
     out: Path,
     prices: PriceTable,
@@ -51,58 +49,64 @@ def export_run(
     license_id: str,
 ) -> dict[str, int]:
     """Write the dataset folder (atomically: a half-written folder never replaces a good one)."""
+    import datasets  # seconds to import; only exports need it
+
     datasets.disable_progress_bars()  # our own summary line says what was written
-    language = get_language(config.language)
+    language = get_language(config.lang)
     conversation = language.kind == "conversation"
-    rows = db.execute(
-        "SELECT v.prompt_id, v.text, v.messages, p.variables, r.model FROM verdicts v"
-        " JOIN prompts p ON p.id = v.prompt_id JOIN responses r ON r.prompt_id = v.prompt_id"
-        " WHERE v.reason IS NULL ORDER BY p.idx"
-    ).fetchall()
+    rows = store.kept()
     if not rows:
         raise KahaniError("nothing to export: no row was kept; see `factory stats` for why")
     by_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for prompt_id, text, messages, variables, model in rows:
+    for row in rows:
         record = {
-            "id": prompt_id,
+            "id": row.prompt_id,
             "language": language.name,
             "kind": language.kind,
-            "text": text,
-            "variables": variables,
-            "model": model,
+            "text": row.text,
+            "variables": json.dumps(row.variables, ensure_ascii=False),
+            "model": row.model,
         }
         if conversation:
-            record["messages"] = json.loads(messages)
-        by_split[fractions.split_of(prompt_id)].append(record)
+            record["messages"] = row.messages or []
+        by_split[fractions.split_of(row.prompt_id)].append(record)
 
+    message = {"role": datasets.Value("string"), "content": datasets.Value("string")}
     features = datasets.Features(
         {
             name: datasets.Value("string")
             for name in ("id", "language", "kind", "text", "variables", "model")
         }
-        | ({"messages": datasets.List(MESSAGE)} if conversation else {})
+        | ({"messages": datasets.List(message)} if conversation else {})
     )
     # An empty split cannot be saved and loaded back; it is left out (the card shows 0).
     dataset = datasets.DatasetDict(
         {s: datasets.Dataset.from_list(r, features=features) for s, r in by_split.items() if r}
     )
     tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dataset.save_to_disk(str(tmp))
-    for split, part in dataset.items():
-        part.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
-        _write_jsonl(tmp / "jsonl" / f"{split}.jsonl", by_split[split])
-        if conversation:
-            _write_jsonl(
-                tmp / "openai" / f"{split}.jsonl",
-                [{"messages": r["messages"]} for r in by_split[split]],
-            )
-    stats = compute_stats(db, config, prices)
+    stats = compute_stats(store, config, prices)
     counts = {s: len(r) for s, r in by_split.items()}
-    (tmp / "README.md").write_text(
-        dataset_card(config, stats, counts, license_id), encoding="utf-8"
-    )
-    _replace_dir(tmp, out)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        dataset.save_to_disk(str(tmp))
+        for split, part in dataset.items():
+            part.to_parquet(str(tmp / "data" / f"{split}-00000-of-00001.parquet"))
+            _write_jsonl(tmp / "jsonl" / f"{split}.jsonl", by_split[split])
+            if conversation:
+                _write_jsonl(
+                    tmp / "openai" / f"{split}.jsonl",
+                    [{"messages": r["messages"]} for r in by_split[split]],
+                )
+        (tmp / "README.md").write_text(
+            dataset_card(config, stats, counts, license_id), encoding="utf-8"
+        )
+        _replace_dir(tmp, out)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise KahaniError(
+            f"cannot write the dataset to {out}: {err.strerror or err}; "
+            "the run store is unchanged, fix the folder and run `factory export` again"
+        ) from None
     return counts
 
 
@@ -139,7 +143,7 @@ def dataset_card(
     config: RunConfig, stats: RunStats, counts: dict[str, int], license_id: str
 ) -> str:
     """README.md with the Hugging Face YAML header, then what a reader needs to trust the data."""
-    language = get_language(config.language)
+    language = get_language(config.lang)
     codes = ["hi", "en"] if language.name == "hinglish" else [language.code]
     what = "children's stories" if language.kind == "story" else "everyday conversations"
     header = {
@@ -215,25 +219,3 @@ def dataset_card(
             "`openai/<split>.jsonl` holds the same as OpenAI fine-tuning files"
         )
     return "\n".join(lines) + "\n"
-
-
-def push(dataset_dir: Path, repo: str) -> None:
-    """Upload the dataset and its card to the Hugging Face Hub (needs a token)."""
-    import os
-
-    import huggingface_hub
-
-    token = os.environ.get("HF_TOKEN") or huggingface_hub.get_token()
-    if not token:
-        raise KahaniError(
-            "--push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`"
-        )
-    dataset = datasets.load_from_disk(str(dataset_dir))
-    dataset.push_to_hub(repo, token=token)
-    huggingface_hub.HfApi(token=token).upload_file(
-        path_or_fileobj=str(dataset_dir / "README.md"),
-        path_in_repo="README.md",
-        repo_id=repo,
-        repo_type="dataset",
-    )
-    print(f"pushed   https://huggingface.co/datasets/{repo}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from factory.errors import KahaniError
 from factory.languages import Language
-from factory.runconfig import RunConfig, new_run_id, save_config
+from factory.settings import RunConfig, save_config
 from factory.store import Answer, RunStore
 
 TEXT_COLUMNS = ("text", "story", "response", "completion")
@@ -99,9 +99,12 @@ def import_file(
     if first is None:
         raise KahaniError(f"{path} holds no readable rows")
     answer_of(first, language, column)  # fail at once, naming the columns, if none fits
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(run_dir, import_config(path, language, run_dir.name, len(rows)))
-    store = RunStore(run_dir / "store.sqlite")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise KahaniError(f"cannot create {run_dir}: {err.strerror}") from None
+    save_config(run_dir, imported_config(path, language, run_dir.name, len(rows)))
+    store = RunStore.open(run_dir / "store.sqlite", create=True)
     prompts, answers, corrupt = [], [], []
     now = time.time()
     for number, row, problem in rows:
@@ -111,20 +114,22 @@ def import_file(
         prompt_id, variables, answer = imported_row(row, language, column, now)
         prompts.append((prompt_id, number, variables, [], f"import:{prompt_id}"))
         answers.append((prompt_id, answer))
-    store.add_prompts(prompts)
-    for prompt_id, answer in answers:
-        store.save_answer(prompt_id, f"import:{prompt_id}", answer)
-    store.add_prompts((pid, n, {}, [], f"import:{pid}") for pid, n, _ in corrupt)
-    for pid, _, problem in corrupt:
-        store.save_failure(pid, 1, f"corrupt_line: {problem}")
-    store.close()
+    try:
+        store.add_prompts(prompts)
+        store.save_answers((pid, f"import:{pid}", answer) for pid, answer in answers)
+        store.add_prompts((pid, n, {}, [], f"import:{pid}") for pid, n, _ in corrupt)
+        for pid, _, problem in corrupt:
+            store.save_failure(pid, 1, f"corrupt_line: {problem}")
+    finally:
+        store.close()
     return len(answers), len(corrupt)
 
 
 def imported_row(
     row: dict, language: Language, column: str | None, now: float
 ) -> tuple[str, dict, Answer]:
-    """(prompt id, variables, answer) of one readable input row, as the run store keeps it."""
+    """(prompt id, variables, answer) of one readable input row, as the run store keeps it
+    (`import_file` and the distributed clean's reader both build rows here)."""
     prompt_id = str(row.get("id") or _content_id(row))
     variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
     answer = Answer(
@@ -142,32 +147,15 @@ def imported_row(
     return prompt_id, variables, answer
 
 
-def import_config(path: Path, language: Language, name: str, rows: int) -> RunConfig:
+def imported_config(source: Path, language: Language, name: str, rows: int) -> RunConfig:
+    """The config.json of a run folder made from data (`source`: where it came from)."""
     return RunConfig(
         name=name,
-        run_id=new_run_id(),
-        language=language.name,
-        template=str(path),
-        template_sha="",
-        vocab_dir="",
-        vocab_sha="",
-        seed=0,
-        n=rows,
-        start=0,
+        lang=language.name,
         provider="import",
         model="unknown",
-        base_url=None,
-        temperature=None,
-        top_p=None,
-        max_tokens=1,
-        gen_seed=None,
-        json_mode=False,
-        rpm=None,
-        tpm=None,
-        concurrency=1,
-        max_attempts=1,
-        timeout=1.0,
-        batch_poll_seconds=1.0,
+        template=source,  # where the data came from, for the dataset card
+        n=max(1, rows),
     )
 
 

@@ -12,6 +12,12 @@ class Language:
     script: str  # Unicode script name as `regex` knows it (\p{Script=...})
     kind: str  # "story" or "conversation": the template folder
 
+    @property
+    def html_lang(self) -> str:
+        """A report page's `lang`: the language's code; Latin-script Hinglish is marked English
+        so the browser picks Latin fonts and rules for it (its `hi-Latn` tag is unknown to many)."""
+        return "en" if self.script == "Latin" else self.code
+
 
 LANGUAGES: dict[str, Language] = {
     lang.name: lang

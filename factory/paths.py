@@ -1,8 +1,16 @@
-"""Where the project's shipped data lives: `templates/` and `vocab_lists/` beside the packages."""
+"""Where kahani's shipped data lives: templates, word lists and the price table travel inside
+the installed packages (see pyproject.toml), so they are found the same way from a wheel or
+from the source tree; users point at their own files with flags."""
 
+from importlib.resources import files
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-VOCAB_DIR = PROJECT_ROOT / "vocab_lists"
-PRICES_FILE = Path(__file__).resolve().parent / "prices.toml"
+
+def _package_dir(package: str) -> Path:
+    # Installed wheels and editable installs both put the package on the file system.
+    return Path(str(files(package)))
+
+
+TEMPLATES_DIR = _package_dir("factory.prompt_templates")  # the repository's templates/
+VOCAB_DIR = _package_dir("factory.word_lists")  # the repository's vocab_lists/
+PRICES_FILE = _package_dir("factory") / "prices.toml"

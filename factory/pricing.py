@@ -4,11 +4,11 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-import bpe_openai
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from factory.errors import KahaniError, first_problem
 from factory.prompts import Message
+from factory.store import Usage
 
 # Chat requests cost a few tokens beyond their text: each message is wrapped in role
 # markers, and the reply is primed with an assistant header (OpenAI's cookbook counts).
@@ -26,11 +26,20 @@ class ModelPrice(BaseModel):
     output: float
     batch_input: float
     batch_output: float
+    # Fine-tuning: USD per million training tokens (the file's tokens times the epochs);
+    # None where the model cannot be fine-tuned or the table does not say.
+    training: float | None = None
 
     def cost(self, input_tokens: int, output_tokens: int, batch: bool = False) -> float:
         if batch:
             return (input_tokens * self.batch_input + output_tokens * self.batch_output) / 1e6
         return (input_tokens * self.input + output_tokens * self.output) / 1e6
+
+    def cost_of(self, usage: Usage) -> float:
+        """What a run's tokens cost: standard requests and Batch API answers at their prices."""
+        return self.cost(usage.prompt_tokens, usage.completion_tokens) + self.cost(
+            usage.batch_prompt_tokens, usage.batch_completion_tokens, batch=True
+        )
 
 
 class PriceTable(BaseModel):
@@ -57,7 +66,9 @@ def load_prices(path: Path) -> PriceTable:
 
 
 @cache
-def _encoding(name: str) -> bpe_openai.Encoding:
+def _encoding(name: str):
+    import bpe_openai  # most of a second to import: only commands that count tokens pay it
+
     return bpe_openai.get_encoding(name)
 
 

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 from factory.errors import KahaniError
 from factory.languages import Language
+from factory.paths import TEMPLATES_DIR, VOCAB_DIR
 from factory.sampler import ComboSampler, Slot
-from factory.templates import PromptTemplate
+from factory.templates import PromptTemplate, template_path
 from factory.vocab import load_lists
 
 
@@ -58,7 +59,10 @@ class PromptSet:
         self.template = template
         self.seed = seed
         header = template.header
-        self.constants: dict[str, str | int] = {**header.defaults, **(overrides or {})}
+        self.constants: dict[str, str | int] = {
+            **header.defaults,
+            **_checked_overrides(template, overrides or {}),
+        }
         # Header order is the author's order (noun, verb, adjective); inferred ones are sorted.
         sources = header.variables or _infer_sources(template, vocab_dir)
         missing = sorted(template.used_variables - sources.keys() - self.constants.keys())
@@ -133,6 +137,27 @@ class PromptSet:
             yield self.prompt(index)
 
 
+def prompt_set(
+    language: Language,
+    template: Path | None = None,
+    vocab_dir: Path | None = None,
+    seed: int = 0,
+    overrides: dict[str, str] | None = None,
+) -> PromptSet:
+    """A language's prompt set: the shipped template and word lists unless others are given."""
+    if template is not None and not template.is_file():
+        raise KahaniError(f"template {template} does not exist")
+    if vocab_dir is not None and not vocab_dir.is_dir():
+        raise KahaniError(f"word-list folder {vocab_dir} does not exist")
+    return PromptSet(
+        language,
+        PromptTemplate(template or template_path(TEMPLATES_DIR, language.kind, language.name)),
+        vocab_dir or VOCAB_DIR / language.name,
+        seed=seed,
+        overrides=overrides,
+    )
+
+
 def _infer_sources(template: PromptTemplate, vocab_dir: Path) -> dict[str, str]:
     """Header-less templates: variable `noun` reads `nouns.txt`, else `noun.txt`."""
     sources = {}
@@ -142,6 +167,32 @@ def _infer_sources(template: PromptTemplate, vocab_dir: Path) -> dict[str, str]:
                 sources[var] = stem
                 break
     return sources
+
+
+def _checked_overrides(template: PromptTemplate, overrides: dict[str, str]) -> dict[str, str | int]:
+    """`--var` values the template can use: its own variables only, and a number where the
+    template's default is one (`--var turns=abc` fails here, before anything is sent)."""
+    known = template.used_variables | set(template.header.defaults)
+    checked: dict[str, str | int] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise KahaniError(
+                f"--var {key}: template {template.path.name} has no variable {key!r} "
+                f"(it has {', '.join(sorted(known))})"
+            )
+        if isinstance(template.header.defaults.get(key), int):
+            try:
+                checked[key] = int(value)
+            except ValueError:
+                default = template.header.defaults[key]
+                raise KahaniError(
+                    f"--var {key}: expects a whole number like the default {default}, got {value!r}"
+                ) from None
+            if checked[key] < 1:
+                raise KahaniError(f"--var {key}: must be at least 1, got {value!r}")
+        else:
+            checked[key] = value
+    return checked
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

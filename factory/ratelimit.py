@@ -1,8 +1,8 @@
 """Client-side rate limits: requests and tokens per minute, plus what the server tells us.
 
 aiolimiter's leaky bucket allows a burst as large as its capacity, so the per-minute
-limits are spread over buckets of about one second: 1,200 requests/minute becomes 20 per
-second rather than 1,200 at once, which a server's own limiter would answer with 429s.
+limits are spread over buckets of about a quarter second: 1,200 requests/minute becomes 5
+per 0.25 s rather than 1,200 at once, which a server's own limiter would answer with 429s.
 """
 
 import asyncio
@@ -27,8 +27,10 @@ def parse_reset(value: str) -> float | None:
 
 
 def per_second_limiter(per_minute: int) -> AsyncLimiter:
-    rate = max(1.0, per_minute / 60)
-    return AsyncLimiter(rate, rate * 60 / per_minute)
+    """A bucket of about a quarter second's requests: a server that enforces its limit per
+    second (as OpenAI may) then never sees a burst larger than its bucket refills."""
+    capacity = max(1.0, per_minute / 240)
+    return AsyncLimiter(capacity, capacity * 60 / per_minute)
 
 
 def backoff_delay(
@@ -43,14 +45,17 @@ def backoff_delay(
 
 
 class RateGate:
-    """All workers wait here before each request.
+    """Every request waits here before it is sent.
 
     Holds the requests-per-minute and tokens-per-minute buckets, and a shared pause that
     a 429's retry-after or an exhausted `x-ratelimit-remaining-*` header sets, so that
-    one worker's warning slows every worker down instead of each finding out by a 429.
+    one request's warning slows every request down instead of each finding out by a 429.
+    Without `--rpm`, the server's own `x-ratelimit-limit-requests` becomes the limit once
+    an answer carries it (and a lower one than `--rpm` wins).
     """
 
     def __init__(self, rpm: int | None, tpm: int | None) -> None:
+        self.rpm = rpm
         self.requests = per_second_limiter(rpm) if rpm else None
         self.tpm = tpm
         self.tokens = AsyncLimiter(tpm, 60) if tpm else None
@@ -65,6 +70,10 @@ class RateGate:
             await self.requests.acquire()
         if self.tokens and self.tpm:
             await self.tokens.acquire(min(tokens, self.tpm))
+
+    def rate(self) -> float | None:
+        """Requests per second allowed now, or None when no limit is known."""
+        return self.rpm / 60 if self.rpm else None
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
@@ -83,6 +92,9 @@ class RateGate:
                 limit = int(headers[f"x-ratelimit-limit-{kind}"])
             except (KeyError, ValueError):
                 continue
+            if kind == "requests" and limit > 0 and (self.rpm is None or limit < self.rpm):
+                self.rpm = limit
+                self.requests = per_second_limiter(limit)
             reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}", ""))
             if reset is not None and limit > 0 and remaining < amount:
                 self.pause(min(reset, 60 * amount / limit))

@@ -1,18 +1,18 @@
 """Numbers about a cleaned run: what was kept, what was rejected and why, lengths, coverage.
 
-`factory stats` prints them and the dataset card reports them, from the same function, so
-the card's numbers are the data's numbers.
+`factory stats` prints them and the dataset card and report show them, from the same
+function, so the card's numbers are the data's numbers.
 """
 
-import json
-import sqlite3
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from factory.paths import VOCAB_DIR
 from factory.pricing import PriceTable
-from factory.runconfig import RunConfig
+from factory.settings import RunConfig
+from factory.store import RunStore
 from factory.textutil import words
 from factory.vocab import read_word_list
 
@@ -34,42 +34,34 @@ class RunStats:
     cost: float | None = None
 
 
-def compute_stats(db: sqlite3.Connection, config: RunConfig, prices: PriceTable) -> RunStats:
-    prompts = db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0]
-    pending = db.execute("SELECT COUNT(*) FROM prompts WHERE status = 'pending'").fetchone()[0]
-    rejects = Counter(
-        dict(db.execute("SELECT reason, COUNT(*) FROM rejects GROUP BY reason").fetchall())
+def compute_stats(store: RunStore, config: RunConfig, prices: PriceTable) -> RunStats:
+    counts = store.counts()
+    kept = store.kept()
+    stats = RunStats(
+        prompts=counts.done + counts.failed + counts.pending,
+        kept=len(kept),
+        pending=counts.pending,
+        rejects=store.reject_counts(),
+        models=store.models(),
+        prompt_tokens=counts.usage.total_in,
+        completion_tokens=counts.usage.total_out,
     )
-    kept_rows = db.execute(
-        "SELECT v.text, p.variables FROM verdicts v JOIN prompts p ON p.id = v.prompt_id"
-        " WHERE v.reason IS NULL"
-    ).fetchall()
-    stats = RunStats(prompts=prompts, kept=len(kept_rows), pending=pending, rejects=rejects)
-    lengths = [len(words(text)) for text, _ in kept_rows]
+    lengths = [len(words(row.text)) for row in kept]
     if lengths:
         stats.words_min, stats.words_max = min(lengths), max(lengths)
         stats.words_median = statistics.median(lengths)
         stats.words_mean = statistics.fmean(lengths)
-    stats.coverage = _coverage(config, [json.loads(v) for _, v in kept_rows])
-    stats.models = [m for (m,) in db.execute("SELECT DISTINCT model FROM responses ORDER BY model")]
-    usage = db.execute(
-        "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), batch"
-        " FROM responses GROUP BY batch"
-    ).fetchall()
+    stats.coverage = _coverage(config, [row.variables for row in kept])
     price = prices.get(config.model)
-    stats.cost = 0.0 if price else None
-    for p_tok, c_tok, batch in usage:
-        stats.prompt_tokens += p_tok
-        stats.completion_tokens += c_tok
-        if price:
-            stats.cost += price.cost(p_tok, c_tok, batch=bool(batch))
+    stats.cost = price.cost_of(counts.usage) if price else None
     return stats
 
 
 def _coverage(config: RunConfig, variables: list[dict]) -> dict[str, tuple[int, int]]:
     """How many entries of each word list the kept rows use, out of the list's size."""
-    if config.provider == "import" or not config.vocab_dir:
+    if config.provider == "import":
         return {}
+    vocab_dir = Path(config.vocab_dir or VOCAB_DIR / config.lang)
     coverage = {}
     for var, list_name in (
         ("noun", "nouns"),
@@ -77,7 +69,7 @@ def _coverage(config: RunConfig, variables: list[dict]) -> dict[str, tuple[int, 
         ("adjective", "adjectives"),
         ("topic", "topics"),
     ):
-        path = Path(config.vocab_dir) / f"{list_name}.txt"
+        path = vocab_dir / f"{list_name}.txt"
         if not path.is_file() or not any(var in v for v in variables):
             continue
         used = {v[var] for v in variables if var in v}

@@ -18,14 +18,16 @@ class ModelSpec:
 
 
 def resolve_model(spec: str) -> ModelSpec:
-    """A trainer run (its `hf/` folder), a Hugging Face causal-LM folder, or `provider:model`."""
-    path = Path(spec)
+    """A trainer run (its `hf/` folder), a Hugging Face causal-LM folder, or `provider:model`.
+    `local:FOLDER` is the folder itself: one model, one name, the same completions."""
+    provider, sep, model = spec.partition(":")
+    path = Path(model if provider == "local" and sep else spec)
     for candidate in (path / "hf", path):
         config = candidate / "config.json"
         if config.is_file() and "model_type" in _json(config):
-            name = path.name if candidate == path / "hf" else candidate.name
-            return ModelSpec(name=name or "model", hf_dir=candidate)
-    provider, sep, model = spec.partition(":")
+            folder = candidate.resolve()
+            name = folder.parent.name if folder.name == "hf" else folder.name
+            return ModelSpec(name=name or "model", hf_dir=folder)
     if sep and provider in API_PROVIDERS and model:
         return ModelSpec(
             name=model.replace("/", "_").replace(":", "_"), provider=provider, model=model

@@ -1,31 +1,39 @@
 """`judge score`: sample a model, judge the samples, compute offline metrics, aggregate.
 
-Everything lands in one evaluation folder (see ARCHITECTURE.md): completions.jsonl,
-scores.jsonl, controls.jsonl, summary.json, and the request stores that make a second
-run of the same command free.
+Everything lands in one evaluation folder (see ARCHITECTURE.md and `judge/results.py`):
+completions.jsonl, scores.jsonl, controls.jsonl, summary.json, and the request stores that
+make a second run of the same command free.
 """
 
-import json
-from dataclasses import asdict, dataclass
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from factory.errors import KahaniError
 from factory.languages import get_language
+from factory.llm import Endpoint
 from judge import metrics
 from judge.aggregate import mean_interval
-from judge.judging import JudgeResult, control_items, control_summary, judge_items
-from judge.llm import Endpoint
+from judge.judging import control_id, control_items
 from judge.models import ModelSpec
+from judge.panel import Panel, judge_panel, judgement_rows, summarize
 from judge.prompts_io import prompts_fingerprint
-from judge.rubric import Rubric
-from judge.sampling import (
+from judge.results import (
     Completion,
+    EvaluationSummary,
+    Heldout,
+    MetricSummary,
     SamplingConfig,
+    SamplingSettings,
     read_completions,
-    sample_api,
-    sample_local,
     write_completions,
+    write_controls,
+    write_scores,
+    write_summary,
 )
+from judge.rubric import Rubric
+from judge.sampling import sample
+from judge.settings import DEFAULT_TOP_K, ScoreSettings
 
 STORY_METRICS = [
     "chrf",
@@ -40,36 +48,25 @@ STORY_METRICS = [
 CONVERSATION_METRICS = [*STORY_METRICS, "cmi", "m_index", "i_index", "transliteration_consistency"]
 
 
-@dataclass(frozen=True)
-class ScoreOptions:
-    samples: int = 3
-    max_new_tokens: int = 200
-    temperature: float = 0.8
-    top_k: int | None = 50
-    seed: int = 0
-    batch_size: int = 16
-    controls: int = 10  # completions per kind of damage
-    judge_retries: int = 2
-    embedding_model: str | None = None
-    heldout: Path | None = None  # texts for perplexity and bits per byte (local models)
-
-
 def evaluate(
     spec: ModelSpec,
     language: str,
     prompts: list[dict],
     out: Path,
-    options: ScoreOptions,
-    sampler: Endpoint | None,
-    judge: Endpoint | None,
-) -> dict:
-    """Run the whole evaluation and write its files; returns the summary."""
+    settings: ScoreSettings,
+    sampler: Endpoint,
+    judges: list[Endpoint],
+    embedding_model: str | None = None,
+    heldout: Path | None = None,
+) -> EvaluationSummary:
+    """Run the whole evaluation and write its files; returns the summary. Several judges
+    make a panel (see `judge.panel`); none, metrics only."""
     lang = get_language(language)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise KahaniError(f"cannot write {out}: {err.strerror}") from None
-    completions = _completions(spec, lang.name, lang.kind, prompts, out, options, sampler)
+    completions = _completions(spec, lang.name, lang.kind, prompts, out, settings, sampler)
 
     samples = [
         {
@@ -82,8 +79,8 @@ def evaluate(
     ]
     names = CONVERSATION_METRICS if lang.kind == "conversation" else STORY_METRICS
     wanted: list = list(names)
-    if options.embedding_model:
-        wanted += list(metrics.embedding.similarity_metrics(options.embedding_model))
+    if embedding_model:
+        wanted += list(metrics.embedding.similarity_metrics(embedding_model))
     else:
         wanted += ["embedding_prompt_completion", "embedding_completion_reference"]
     if not any(s["reference"] for s in samples):
@@ -92,28 +89,47 @@ def evaluate(
             for m in wanted
             if _name(m) not in ("chrf", "bleu", "rouge_l", "embedding_completion_reference")
         ]
+    print(f"metrics: {len(wanted)} over {len(samples):,} completions", file=sys.stderr, flush=True)
     results = metrics.compute(wanted, samples)
 
-    judged, controls = None, {}
-    if judge is not None:
+    panel, controls = None, {}
+    if judges:
         rubric = Rubric(lang.kind, lang.name)
         items = {c.id: (c.prompt, c.completion) for c in completions}
-        controls = control_items(completions, lang.name, options.controls)
+        controls = control_items(completions, lang.name, settings.controls)
         for (original_id, kind), pair in controls.items():
-            items[f"control-{kind}-{original_id}"] = pair
-        judged = judge_items(rubric, items, judge, out / "judge.sqlite", options.judge_retries)
+            items[control_id(original_id, kind)] = pair
+        panel = judge_panel(
+            rubric, items, judges, out / "judge.sqlite", settings.judge_retries, settings.repeat
+        )
 
-    _write_scores(out / "scores.jsonl", completions, results, judged)
-    if judged is not None:
-        _write_controls(out / "controls.jsonl", controls, judged)
-    summary = _summary(
-        spec, lang.name, prompts, options, completions, results, judged, controls, judge
+    write_scores(out, _score_rows(completions, results, panel))
+    if panel is not None:
+        write_controls(out, _control_rows(controls, completions, panel))
+    summary = EvaluationSummary(
+        model=spec.name,
+        language=lang.name,
+        prompts=len(prompts),
+        samples_per_prompt=settings.samples,
+        completions=len(completions),
+        settings=SamplingSettings(
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_k=_top_k(settings, sampler),
+            top_p=settings.top_p,
+            seed=settings.seed,
+        ),
+        metrics={name: _metric_summary(r) for name, r in results.items()},
     )
-    if options.heldout is not None:
-        summary["heldout"] = _heldout_scores(spec, options.heldout)
-    (out / "summary.json").write_text(
-        json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    if panel is None:
+        summary.judge_note = "the judge did not run: no --judge was given"
+    else:
+        dimensions = Rubric(lang.kind, lang.name).dimensions
+        ids = [c.id for c in completions]
+        summary.judge, summary.panel = summarize(panel, ids, dimensions, controls)
+    if heldout is not None:
+        summary.heldout = _heldout_scores(spec, heldout)
+    write_summary(out, summary)
     return summary
 
 
@@ -121,116 +137,94 @@ def _name(metric) -> str:
     return metric if isinstance(metric, str) else metric.name
 
 
-def _completions(spec, language, kind, prompts, out, options, sampler) -> list[Completion]:
+def _top_k(settings: ScoreSettings, sampler: Endpoint) -> int | None:
+    if settings.top_k is not None:
+        return settings.top_k or None  # 0: off
+    return DEFAULT_TOP_K if sampler.provider == "local" else None
+
+
+def _completions(spec, language, kind, prompts, out, settings, sampler) -> list[Completion]:
     cfg = SamplingConfig(
         model=spec.name,
         language=language,
         kind=kind,
-        samples=options.samples,
-        max_new_tokens=options.max_new_tokens,
-        temperature=options.temperature,
-        top_k=options.top_k,
-        seed=options.seed,
+        samples=settings.samples,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_k=_top_k(settings, sampler),
+        top_p=settings.top_p,
+        seed=settings.seed,
         prompts_sha=prompts_fingerprint(prompts),
     )
-    path = out / "completions.jsonl"
-    stored = read_completions(path, cfg)
+    stored = read_completions(out, cfg)
     if stored is not None:
         return stored
-    if spec.hf_dir is not None:
-        completions = sample_local(spec, prompts, cfg, options.batch_size)
-    else:
-        completions = sample_api(spec, prompts, cfg, sampler, out / "sampling.sqlite")
-    write_completions(path, cfg, completions)
+    completions = sample(spec, prompts, cfg, sampler, out / "sampling.sqlite")
+    write_completions(out, cfg, completions)
     return completions
 
 
-def _write_scores(path: Path, completions, results, judged: JudgeResult | None) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for i, c in enumerate(completions):
-            record = asdict(c)
-            record["metrics"] = {
-                name: r.per_sample[i] for name, r in results.items() if r.skipped_reason is None
+def _score_rows(completions, results, panel: Panel | None) -> list[dict]:
+    """scores.jsonl: each completion with its metrics and the judge's scores (the panel's
+    mean, with every judgement under `judgements`, when there are several)."""
+    rows = []
+    for i, c in enumerate(completions):
+        record = asdict(c)
+        record["metrics"] = {
+            name: r.per_sample[i] for name, r in results.items() if r.skipped_reason is None
+        }
+        if panel is not None:
+            judgements = judgement_rows(panel, c.id)
+            first = judgements[0]
+            record["judge"] = {
+                "scores": panel.scores(c.id),
+                "reasoning": first["reasoning"],
+                "problem": first["problem"],
+                "attempts": first["attempts"],
+                "raw": first["raw"],
             }
-            if judged is not None:
-                j = judged.judgements[c.id]
-                record["judge"] = {
-                    "scores": j.scores,
-                    "reasoning": j.reasoning,
-                    "problem": j.problem,
-                    "attempts": judged.attempts[c.id],
-                    "raw": judged.raw[c.id] if j.scores is None else None,
-                }
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if len(judgements) > 1:
+                record["judgements"] = judgements
+        rows.append(record)
+    return rows
 
 
-def _write_controls(path: Path, controls, judged: JudgeResult) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for (original_id, kind), (prompt, copy) in controls.items():
-            original = judged.judgements[original_id].scores
-            damaged = judged.judgements[f"control-{kind}-{original_id}"].scores
-            f.write(
-                json.dumps(
-                    {
-                        "original_id": original_id,
-                        "kind": kind,
-                        "prompt": prompt,
-                        "damaged": copy,
-                        "original_overall": original and original["overall"],
-                        "damaged_overall": damaged and damaged["overall"],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+def _control_rows(controls, completions: list[Completion], panel: Panel) -> list[dict]:
+    """controls.jsonl: each damaged copy beside its original, with the overall scores."""
+    originals = {c.id: c.completion for c in completions}
+    rows = []
+    for (original_id, kind), (prompt, copy) in controls.items():
+        original = panel.scores(original_id)
+        damaged = panel.scores(control_id(original_id, kind))
+        rows.append(
+            {
+                "original_id": original_id,
+                "kind": kind,
+                "prompt": prompt,
+                "original": originals[original_id],
+                "damaged": copy,
+                "original_overall": original and original["overall"],
+                "damaged_overall": damaged and damaged["overall"],
+            }
+        )
+    return rows
 
 
-def _summary(
-    spec, language, prompts, options, completions, results, judged, controls, judge
-) -> dict:
-    summary: dict = {
-        "model": spec.name,
-        "language": language,
-        "prompts": len(prompts),
-        "samples_per_prompt": options.samples,
-        "completions": len(completions),
-        "settings": {
-            "max_new_tokens": options.max_new_tokens,
-            "temperature": options.temperature,
-            "top_k": options.top_k,
-            "seed": options.seed,
-        },
-        "metrics": {},
-        "judge": None,
-    }
-    for name, r in results.items():
-        entry = {"higher_is_better": r.higher_is_better, "signature": r.signature}
-        if r.skipped_reason:
-            entry["skipped"] = r.skipped_reason
-        else:
-            entry.update(asdict(mean_interval(r.per_sample)), corpus=r.corpus)
-            if r.details:
-                entry["details"] = r.details
-        summary["metrics"][name] = entry
-    if judged is None:
-        summary["judge_note"] = "the judge did not run: no --judge was given"
-        return summary
-    ids = [c.id for c in completions]
-    dims = Rubric(get_language(language).kind, language).dimensions
-    summary["judge"] = {
-        "provider": judge.provider,
-        "model": judge.model,
-        "parse_failure_rate": sum(judged.judgements[i].scores is None for i in ids) / len(ids),
-        "dimensions": {
-            d: asdict(mean_interval([(judged.judgements[i].scores or {}).get(d) for i in ids]))
-            for d in dims
-        },
-        "controls": control_summary(judged, controls),
-    }
-    return summary
+def _metric_summary(r) -> MetricSummary:
+    if r.skipped_reason:
+        return MetricSummary(
+            higher_is_better=r.higher_is_better, signature=r.signature, skipped=r.skipped_reason
+        )
+    return MetricSummary(
+        **asdict(mean_interval(r.per_sample)),
+        higher_is_better=r.higher_is_better,
+        signature=r.signature,
+        corpus=r.corpus,
+        details=r.details or None,
+    )
 
 
-def _heldout_scores(spec: ModelSpec, path: Path) -> dict:
+def _heldout_scores(spec: ModelSpec, path: Path) -> Heldout:
     """Perplexity and bits per byte of the model on held-out texts (a file's `text` column):
     bits per byte, unlike per-token loss, compares models with different tokenizers."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -247,10 +241,10 @@ def _heldout_scores(spec: ModelSpec, path: Path) -> dict:
         raise KahaniError(f"{path} has no `text` column to score")
     model = AutoModelForCausalLM.from_pretrained(spec.hf_dir).eval()
     scores = lm_scores(model, AutoTokenizer.from_pretrained(spec.hf_dir), texts)
-    return {
-        "file": str(path),
-        "texts": len(texts),
-        "tokens": scores.tokens,
-        "perplexity": scores.perplexity,
-        "bits_per_byte": scores.bits_per_byte,
-    }
+    return Heldout(
+        file=str(path),
+        texts=len(texts),
+        tokens=scores.tokens,
+        perplexity=scores.perplexity,
+        bits_per_byte=scores.bits_per_byte,
+    )

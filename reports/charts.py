@@ -134,3 +134,49 @@ def line_chart(points: Sequence[tuple[float, float]], title: str, xlabel: str) -
     body = [*_axes(xlo, xhi, ytop, xlabel)]
     body.append(f'<polyline points="{coords}" fill="none" stroke="{COLORS[0]}" stroke-width="2"/>')
     return _svg(body, title)
+
+
+def interval_dots(
+    rows: Sequence[tuple[str, float, float, float]],
+    title: str,
+    lo: float,
+    hi: float,
+    reference: float | None = None,
+) -> Markup:
+    """One row per (label, value, low, high): a dot at the value on a whisker from low to
+    high, on a shared axis from lo to hi, with a dashed line at `reference`. For ratings,
+    whose zero means nothing: a bar from the axis start would draw a difference that is
+    not there. Whiskers that do not overlap say the order is not noise."""
+    row_h, label_w, width = 20, 170, 560
+    height = PAD_T + len(rows) * row_h + PAD_B
+    x0, x1 = label_w, width - PAD_R
+    if hi <= lo:
+        hi = lo + 1
+
+    def x(v: float) -> float:
+        return x0 + (x1 - x0) * (min(max(v, lo), hi) - lo) / (hi - lo)
+
+    y_end = PAD_T + len(rows) * row_h
+    body = []
+    if reference is not None and lo <= reference <= hi:
+        body.append(
+            f'<line x1="{x(reference):.1f}" x2="{x(reference):.1f}" y1="{PAD_T}" y2="{y_end}" '
+            'class="ax" stroke-dasharray="3,3"/>'
+        )
+    for i, (label, value, low, high) in enumerate(rows):
+        y = PAD_T + i * row_h + row_h / 2
+        color = COLORS[i % len(COLORS)]
+        tip = f"{label}: {value:.1f} [{low:.1f}, {high:.1f}]"
+        body.append(
+            f'<text x="4" y="{y + 4}" class="tk">{escape(label)}</text>'
+            f'<rect x="{x(low):.1f}" y="{y - 2}" width="{max(x(high) - x(low), 1):.1f}" '
+            f'height="4" fill="{color}" opacity="0.45"/>'
+            f'<circle cx="{x(value):.1f}" cy="{y}" r="5" fill="{color}">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    body += [
+        f'<line x1="{x0}" y1="{y_end}" x2="{x1}" y2="{y_end}" class="ax"/>',
+        f'<text x="{x0}" y="{y_end + 13}" class="tk">{_fmt(lo)}</text>',
+        f'<text x="{x1}" y="{y_end + 13}" class="tk" text-anchor="end">{_fmt(hi)}</text>',
+    ]
+    return _svg(body, title, width, height)

@@ -1,34 +1,32 @@
-"""The evaluation report (`report.html` in a `judge score` folder), read from the files that
-`judge score` writes (summary.json, scores.jsonl, controls.jsonl), so a re-render needs neither
-the model nor the judge."""
+"""The evaluation report (`report.html` of a `judge score` folder). It receives what `judge`
+read from the folder (the summary as a dict, the per-sample rows of scores.jsonl, the sampling
+settings), so a re-render needs neither the model nor the judge, and reads no file itself."""
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from factory.errors import KahaniError
 from reports import charts
-from reports.render import html_lang, render, write
+from reports.render import render, write
 
 _SECRET = re.compile(r"api_?key|secret|password|authorization", re.I)
 PAGE = 200  # table rows drawn at once; more on request, so 3,000 samples paint fast
+CONTROL_EXAMPLES = 3  # per kind of damage, the ones the judge missed first
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def load_evaluation(run_dir: Path) -> tuple[dict, list[dict]]:
-    """summary.json and the per-sample rows (scores.jsonl) of an evaluation folder."""
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise KahaniError(f"{run_dir} is not an evaluation folder: it has no summary.json")
-    return json.loads(summary_path.read_text(encoding="utf-8")), read_jsonl(
-        run_dir / "scores.jsonl"
-    )
+def _judgements(score: dict) -> dict[str, str]:
+    """Each judgement of a panel (judge, repeat) as one line: scores, then the reason."""
+    shown = {}
+    for j in score.get("judgements") or []:
+        scores = j.get("scores")
+        text = (
+            ", ".join(f"{k} {v}" for k, v in scores.items())
+            if scores
+            else f"no scores: {j.get('problem') or ''}"
+        )
+        reason = j.get("reasoning") or ""
+        shown[f"{j['judge']} #{j['repeat'] + 1}"] = f"{text}. {reason}".strip()
+    return shown
 
 
 def _row(score: dict) -> dict[str, Any]:
@@ -46,6 +44,7 @@ def _row(score: dict) -> dict[str, Any]:
         "reasoning": judge.get("reasoning") or judge.get("problem") or judge.get("raw"),
         "metrics": score.get("metrics") or {},
         "reference": score.get("reference"),
+        "judgements": _judgements(score),
     }
 
 
@@ -72,6 +71,7 @@ def sample_table(scores: list[dict]) -> dict[str, Any]:
             {"key": "reference", "label": "Reference"},
             {"key": "scores", "label": "Judge scores", "kind": "kv"},
             {"key": "reasoning", "label": "Judge's reasoning"},
+            {"key": "judgements", "label": "Each judgement (panel)", "kind": "cols"},
             {"key": "metrics", "label": "Metrics", "kind": "kv"},
         ],
     }
@@ -100,9 +100,16 @@ def _dimension_charts(summary: dict, scores: list[dict]) -> list:
     judge = summary.get("judge")
     if not judge:
         return []
+    panel = (summary.get("panel") or {}).get("judges") or []
     bars = charts.interval_bars(
         {
-            d: [(summary["model"], e["mean"], e["low"], e["high"])]
+            d: [
+                (_judge_label(judge), e["mean"], e["low"], e["high"]),
+                *(
+                    (f"{j['provider']}:{j['model']}", *_bounds(j["dimensions"].get(d)))
+                    for j in (panel if len(panel) > 1 else [])
+                ),
+            ]
             for d, e in judge["dimensions"].items()
         },
         "judge dimensions, mean with 95% interval",
@@ -121,6 +128,40 @@ def _dimension_charts(summary: dict, scores: list[dict]) -> list:
     return [bars, *hists]
 
 
+def _judge_name(judge: dict) -> str:
+    judges = judge.get("judges") or []
+    if len(judges) > 1:
+        return f"mean of {', '.join(judges)}"
+    return f"{judge['provider']}:{judge['model']}"
+
+
+def _bounds(entry: dict | None) -> tuple:
+    entry = entry or {}
+    return entry.get("mean"), entry.get("low"), entry.get("high")
+
+
+def _judge_label(judge: dict) -> str:
+    """The judge as shown: provider:model, or "panel mean" for the mean of several."""
+    return "panel mean" if len(judge.get("judges") or []) > 1 else judge["model"]
+
+
+def control_examples(controls: list[dict]) -> dict[str, list[dict]]:
+    """Per kind of damage, a few damaged copies beside their originals: first those the
+    judge did not score below the original, so a reader sees what it missed."""
+    by_kind: dict[str, list[dict]] = {}
+    for row in controls:
+        by_kind.setdefault(row["kind"], []).append(row)
+
+    def missed(row: dict) -> bool:
+        a, b = row.get("original_overall"), row.get("damaged_overall")
+        return a is None or b is None or a <= b
+
+    return {
+        kind: sorted(rows, key=lambda r: not missed(r))[:CONTROL_EXAMPLES]
+        for kind, rows in by_kind.items()
+    }
+
+
 def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
     """What made the run, for the page: summary counts and the sampling settings. Keys that
     look like credentials are dropped, should a later version ever record one."""
@@ -131,34 +172,39 @@ def run_settings(summary: dict, sampling: dict) -> dict[str, Any]:
         "prompts": summary["prompts"],
         "samples per prompt": summary["samples_per_prompt"],
         "completions": summary["completions"],
-        "judge": f"{judge['provider']}:{judge['model']}" if judge else summary.get("judge_note"),
-        **summary.get("settings", {}),
+        "judge": _judge_name(judge) if judge else summary.get("judge_note"),
+        **(summary.get("settings") or {}),
         **sampling,
     }
     return {k: v for k, v in settings.items() if not _SECRET.search(k)}
 
 
-def render_evaluation(run_dir: Path, out: Path | None = None) -> Path:
-    """Render `run_dir/report.html` (or `out`) from the evaluation folder's files."""
-    summary, scores = load_evaluation(run_dir)
+def render_evaluation(
+    summary: dict[str, Any],
+    scores: list[dict],
+    sampling: dict[str, Any],
+    lang: str,
+    out: Path,
+    controls: list[dict] | None = None,
+) -> Path:
+    """Write the report of one evaluation to `out`; `controls` are the controls.jsonl rows
+    (damaged copies beside their originals)."""
     metric_values = {
         name: [(s.get("metrics") or {}).get(name) for s in scores]
         for name, entry in summary.get("metrics", {}).items()
-        if "skipped" not in entry and name not in {"cmi", "i_index", "m_index"}
+        if not entry.get("skipped") and name not in {"cmi", "i_index", "m_index"}
     }
     html = render(
         "evaluation.html.j2",
-        lang=html_lang(summary["language"]),
+        lang=lang,
         title=f"Evaluation of {summary['model']}",
         summary=summary,
-        run_settings=run_settings(summary, _read_json(run_dir / "sampling.json")),
+        run_settings=run_settings(summary, sampling),
         dimension_charts=_dimension_charts(summary, scores),
         metric_charts=[charts.histogram(v, name) for name, v in metric_values.items()],
         codemix=_codemix(summary, scores),
+        judge_name=_judge_name(summary["judge"]) if summary.get("judge") else None,
+        control_examples=control_examples(controls or []),
         table=sample_table(scores),
     )
-    return write(out or run_dir / "report.html", html)
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return write(out, html)

@@ -14,8 +14,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from factory.languages import get_language
-
 # `<`, `>` and `&` as \u escapes: `</script>` or `<!--` inside a story cannot end the data block.
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
@@ -26,13 +24,6 @@ def json_script(data: Any, element_id: str) -> Markup:
     return Markup('<script type="application/json" id="{}">{}</script>').format(
         element_id, Markup(text)
     )
-
-
-def html_lang(language: str) -> str:
-    """The page's `lang`: the language's code; Latin-script Hinglish is marked English so the
-    browser picks Latin fonts and rules for it (its `hi-Latn` tag is unknown to many)."""
-    lang = get_language(language)
-    return "en" if lang.script == "Latin" else lang.code
 
 
 def _static(name: str) -> Markup:
@@ -57,6 +48,14 @@ def render(template: str, **context: Any) -> str:
 def write(path: Path, html: str) -> Path:
     """Write via a temporary name so an open browser tab never sees half a report."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise ReportError(f"cannot write {path}: {err.strerror or err}") from None
     return path
+
+
+class ReportError(Exception):
+    """A report could not be written; the CLIs show it as a one-line error."""

@@ -29,6 +29,29 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0]
 
 
+def stored(run_dir: Path) -> tuple[list, list]:
+    """A run's prompts and answers (`PromptRecord`s, `AnswerRecord`s), read through the
+    store's own named queries, as `factory status` reads them."""
+    from factory.store import RunStore
+
+    store = RunStore.open(run_dir / "store.sqlite")
+    try:
+        return store.prompts(), store.answers()
+    finally:
+        store.close()
+
+
+def assert_error_after_work(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A failure met mid-run (an outage): progress lines, then one `error:` line last,
+    exit code 2, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last
+
+
 @pytest.fixture(autouse=True)
 def _work_in_tmp(tmp_path, monkeypatch):
     """Every test (and every command it starts) works in its own folder, never the repo."""

@@ -53,6 +53,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
+from itertools import pairwise
 from typing import Any, Literal, Self, get_args
 from urllib.parse import parse_qs, urlsplit
 
@@ -86,21 +87,39 @@ class BatchOutcome:
     answered: int = 0
 
 
-def default_responder(body: Json) -> str:
+JudgeFormat = Literal["asked", "spaced_strings", "fenced", "prose", "lines", "garbage"]
+JUDGE_FORMATS: tuple[JudgeFormat, ...] = get_args(JudgeFormat)
+PairwisePreference = Literal["longer", "first", "known_words", "known_bigrams"]
+
+
+def default_responder(
+    body: Json,
+    judge_format: JudgeFormat = "asked",
+    pairwise_preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
+) -> str:
     """A deterministic answer to the last user message of a chat request.
 
     A story prompt (asks for `{"story": ...}` and names `the verb "X", the noun "Y" and the
     adjective "Z"`) gets `{"story": ...}`: three short paragraphs in the prompt's language
     (English, Hindi, Marathi or Bangla) using the three words. A conversation prompt (asks
     for `{"conversation": ...}` with `exactly N turns`) gets N Hinglish turns alternating A
-    and B. A grading rubric (asks for "an integer score" for `- name:` dimensions) gets a JSON
-    grade per dimension, lower for shorter texts, as a lenient judge would give. Anything else
-    is echoed. The same prompt always gets the same answer.
+    and B. A grading rubric (asks for "an integer score" for `- name:` dimensions) gets a grade
+    per dimension, lower for shorter texts, as a lenient judge would give, written the way
+    `judge_format` says. A pairwise rubric (asks for a `"winner"`) gets a verdict for the text
+    `pairwise_preference` picks. Anything else is echoed. The same prompt always gets the
+    same answer, and with a `seed` in the request, the same prompt and seed (so repeated
+    judgements with different seeds can differ, as a sampled judge's do). Grades also depend
+    on the model asked, as two judges' grades do.
     """
     prompt = _last_user_text(body.get("messages") or [])
-    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    seeded = prompt if body.get("seed") is None else f"{prompt}\0seed={body['seed']}"
+    rng = random.Random(hashlib.sha256(seeded.encode()).digest())
+    if '"winner"' in prompt:
+        return _verdict(prompt, judge_format, pairwise_preference, known_words)
     if "an integer score" in prompt:
-        return _grade(prompt, rng)
+        judge = f"{seeded}\0model={body.get('model')}"
+        return _grade(prompt, random.Random(hashlib.sha256(judge.encode()).digest()), judge_format)
     if '"story"' in prompt:
         return _story(prompt, rng)
     if '"conversation"' in prompt:
@@ -108,14 +127,116 @@ def default_responder(body: Json) -> str:
     return prompt
 
 
-def _grade(prompt: str, rng: random.Random) -> str:
-    """Scores from 1 to 10 for each `- name:` line of a rubric, from the graded text's length."""
+def _grade(prompt: str, rng: random.Random, judge_format: JudgeFormat = "asked") -> str:
+    """Scores from 1 to 10 for each `- name:` line of a rubric, from the graded text's length,
+    written in one of the ways judges write them:
+
+    asked           the JSON the rubric asks for: {"context_awareness": 7, ..., "reasoning": ...}
+    spaced_strings  the published TinyStories-Regional format: {"context awareness": "7", ...,
+                    "reason": ...}
+    fenced          a sentence, then a ```json fence with "Title Case" keys and "7/10" scores
+    prose           prose around {"scores": {...}, "explanation": ...}, one score per dimension
+                    as {"score": 7, "reason": ...}
+    lines           no JSON: "- **Context Awareness**: 7/10" lines and a "Reason:" line
+    garbage         no scores at all, every time
+    """
     dimensions = re.findall(r"^- (\w+):", prompt, flags=re.MULTILINE)
     quoted = prompt.split('"""')
     graded = quoted[3] if len(quoted) > 3 else prompt  # the second quoted block: the answer
     base = min(9, 2 + len(graded.split()) // 15)
     scores = {name: max(1, min(10, base + rng.choice((-1, 0, 0, 1)))) for name in dimensions}
-    return json.dumps(scores | {"reasoning": f"{len(graded.split())} words, judged on length"})
+    reason = f"{len(graded.split())} words, judged on length"
+    spaced = {name.replace("_", " "): score for name, score in scores.items()}
+    titled = {name.title(): score for name, score in spaced.items()}
+    match judge_format:
+        case "asked":
+            return json.dumps(scores | {"reasoning": reason})
+        case "spaced_strings":
+            strings = {name: str(score) for name, score in spaced.items()}
+            return json.dumps(strings | {"reason": reason})
+        case "fenced":
+            body = {name: f"{score}/10" for name, score in titled.items()} | {"Reason": reason}
+            fence = f"```json\n{json.dumps(body, indent=2)}\n```"
+            return f"Here is my evaluation of the story.\n{fence}"
+        case "prose":
+            nested = {name: {"score": score, "reason": "as the length suggests"}
+                      for name, score in spaced.items()}  # fmt: skip
+            body = {"scores": nested, "explanation": reason}
+            return f"I read both parts carefully. My grades:\n{json.dumps(body)}\nHope this helps!"
+        case "lines":
+            lines = [f"- **{name}**: {score}/10" for name, score in titled.items()]
+            return "\n".join(["Grades:", *lines, f"Reason: {reason}"])
+        case "garbage":
+            return "I am sorry, I cannot grade this text."
+    raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
+
+
+def _verdict(
+    prompt: str,
+    judge_format: JudgeFormat,
+    preference: PairwisePreference = "longer",
+    known_words: Collection[str] = frozenset(),
+) -> str:
+    """A pairwise verdict on the two texts of a pairwise rubric (its third and fourth quoted
+    blocks), in `judge_format`'s style: "longer" prefers the text with more words, "first"
+    always names position A whatever the texts, "known_words" prefers the text with more of
+    its words in `known_words` (a language's real words: a model that learned more writes
+    more of them), "known_bigrams" the text with more of its adjacent word pairs in
+    `known_words` (entries "w1 w2", see `vocabulary`: fluency beyond single words), then
+    more known words; equal texts are a tie."""
+    quoted = prompt.split('"""')
+    a, b = (quoted[3], quoted[5]) if len(quoted) > 5 else ("", "")
+    if preference == "first":
+        winner = "A"
+    else:
+        if preference == "known_words":
+            score_a, score_b = _known_share(a, known_words), _known_share(b, known_words)
+        elif preference == "known_bigrams":
+            score_a, score_b = (
+                (_known_share(text, known_words, pairs=True), _known_share(text, known_words))
+                for text in (a, b)
+            )
+        else:
+            score_a, score_b = len(a.split()), len(b.split())
+        winner = "A" if score_a > score_b else "B" if score_b > score_a else "tie"
+    reason = f"{len(a.split())} against {len(b.split())} words"
+    match judge_format:
+        case "asked":
+            return json.dumps({"winner": winner, "reason": reason})
+        case "spaced_strings":
+            return json.dumps({"Winner": f"Continuation {winner}" if winner != "tie" else "Tie",
+                               "Reason": reason})  # fmt: skip
+        case "fenced":
+            verdict = json.dumps({"verdict": winner, "explanation": reason})
+            return f"My verdict:\n```json\n{verdict}\n```"
+        case "prose" | "lines":
+            mark = {"A": "[[A]]", "B": "[[B]]", "tie": "[[C]]"}[winner]
+            return f"Comparing the two, {reason}. Final verdict: {mark}"
+        case "garbage":
+            return "Both texts have their merits and I would rather not choose."
+    raise ValueError(f"unknown judge_format {judge_format!r}; known: {JUDGE_FORMATS}")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (w.strip("।.,!?\"'") for w in text.split()) if w]
+
+
+def _known_share(text: str, known_words: Collection[str], pairs: bool = False) -> float:
+    """The share of a text's words (or adjacent word pairs) found in `known_words`."""
+    words = _words(text)
+    units = [f"{x} {y}" for x, y in pairwise(words)] if pairs else words
+    return sum(u in known_words for u in units) / len(units) if units else 0.0
+
+
+def vocabulary(texts: Collection[str]) -> frozenset[str]:
+    """The words of real texts and their adjacent pairs ("w1 w2"): `known_words` for the
+    "known_words" and "known_bigrams" pairwise preferences."""
+    known: set[str] = set()
+    for text in texts:
+        words = _words(text)
+        known.update(words)
+        known.update(f"{x} {y}" for x, y in pairwise(words))
+    return frozenset(known)
 
 
 @dataclass
@@ -125,10 +246,23 @@ class ServerConfig:
 
     api_key: str | None = None  # required as `Authorization: Bearer <key>` when set
     latency: float = 0.0  # seconds added to every admitted chat completion
+    # Spread of that latency: each answer's is multiplied by a log-normal draw with this sigma
+    # (0.3: half of the answers within about 0.8x to 1.2x), as answer lengths vary.
+    latency_jitter: float = 0.0
+    # How many completions the server works on at full speed. Beyond it, an admitted request
+    # takes `latency * in flight / capacity`: a self-hosted server (vLLM, Ollama, llama.cpp)
+    # overloaded does not answer 429, it gets slower, and its throughput stays capacity /
+    # latency. None: unlimited.
+    capacity: int | None = None
     rpm: int | None = None  # requests per minute; None = unlimited
     tpm: int | None = None  # tokens per minute (prompt words + max_tokens); None = unlimited
     burst_s: float = 60.0  # bucket capacity, in seconds of refill (see the module doc)
     responder: Callable[[Json], str] = default_responder  # request body -> answer text
+    # How the default responder writes a judge's answer (see _grade), and which text its
+    # pairwise verdicts prefer (see _verdict).
+    judge_format: JudgeFormat = "asked"
+    pairwise_preference: PairwisePreference = "longer"
+    known_words: Collection[str] = frozenset()  # for pairwise_preference "known_words"
     # Faults for chat completions. The n-th admitted request (0-based, counting requests
     # that passed authentication and the rate limiter) gets, in this order of precedence:
     # fault(n, body) when it returns a kind; "500" when n < fail_first_n; else a kind drawn
@@ -146,6 +280,8 @@ class ServerConfig:
     batch_outcome: Callable[[int], BatchOutcome] | None = None  # n-th batch (0-based) -> end
     # n-th batches.create call (0-based) -> HTTP status to refuse it with, or None to accept.
     batch_create_error: Callable[[int], int | None] | None = None
+    # Fine-tuning jobs: how long they take, how they end (see the fine-tuning section).
+    fine_tuning: FineTuningConfig = field(default_factory=lambda: FineTuningConfig())
 
     def __post_init__(self) -> None:
         unknown = set(self.fault_rates) - set(FAULTS)
@@ -153,6 +289,16 @@ class ServerConfig:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULTS}")
         if sum(self.fault_rates.values()) > 1:
             raise ValueError("fault_rates add up to more than 1")
+        if self.judge_format not in JUDGE_FORMATS:
+            raise ValueError(f"unknown judge_format {self.judge_format!r}; known: {JUDGE_FORMATS}")
+
+    def respond(self, body: Json) -> str:
+        """The answer text: the responder's; the default one writes as the fields say."""
+        if self.responder is default_responder:
+            return default_responder(
+                body, self.judge_format, self.pairwise_preference, self.known_words
+            )
+        return self.responder(body)
 
 
 @dataclass
@@ -170,6 +316,7 @@ class Stats:
     faults: Counter[str] = field(default_factory=Counter)  # faults injected, by kind
     in_flight: int = 0  # requests being handled now
     peak_in_flight: int = 0
+    authorizations: Counter[str] = field(default_factory=Counter)  # Authorization headers seen
     prompt_tokens: int = 0  # usage of completions and batch answers
     completion_tokens: int = 0
     # prompt_key(messages) -> times answered with a valid completion (as counted in
@@ -179,6 +326,7 @@ class Stats:
     files_uploaded: int = 0
     batches_created: int = 0
     batch_requests_answered: int = 0  # batch lines answered with status 200
+    fine_tuning_jobs_created: int = 0
 
     def to_json(self) -> Json:
         return {
@@ -193,7 +341,367 @@ def prompt_key(messages: list[Json]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class FakeOpenAI:
+# -- fine-tuning (factory finetune) ---------------------------------------------------------
+#
+# /v1/fine_tuning/jobs as OpenAI serves it: create (training and validation files uploaded
+# with purpose "fine-tune"), retrieve, list (newest first, `after`/`limit`, `metadata[k]=v`
+# filters), events (newest first) and cancel, plus GET /v1/files to list uploads. A job moves
+# validating_files -> queued -> running -> succeeded in about `FineTuningConfig.seconds`,
+# writing events as it goes; a training file that breaks the format rules fails the job
+# during validation with OpenAI's error object (code, message, param), as OpenAI does.
+
+FINE_TUNABLE = (
+    "gpt-4o-mini-2024-07-18",
+    "gpt-4o-2024-08-06",
+    "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano-2025-04-14",
+    "gpt-3.5-turbo-0125",
+    "gpt-4o-mini",  # undated names OpenAI also takes
+    "gpt-3.5-turbo",
+)
+MIN_EXAMPLES = 10
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ends when its files are valid: succeeded, or failed with `error`."""
+
+    error: Json | None = None  # {"code", "message", "param"}: the job fails with it
+
+
+@dataclass
+class FineTuningConfig:
+    seconds: float = 1.0  # from validating_files to the end
+    outcome: Callable[[int], JobOutcome] | None = None  # n-th job (0-based) -> how it ends
+    # n-th jobs.create call (0-based) -> an HTTP status to refuse it with, "drop" to close
+    # the connection unanswered, "lost" to create the job and then close the connection
+    # before answering, or None to accept it.
+    create_error: Callable[[int], int | Literal["drop", "lost"] | None] | None = None
+    organization: str = "kahani-test"
+
+
+def _fine_tune_file_error(content: bytes, role: str) -> Json | None:
+    """The first format problem of a fine-tuning file, as OpenAI reports it, or None."""
+
+    def error(message: str) -> Json:
+        return {"code": f"invalid_{role}_file", "message": message, "param": f"{role}_file"}
+
+    examples = [line for line in content.decode("utf-8", "replace").splitlines() if line.strip()]
+    for number, raw in enumerate(examples, start=1):
+        try:
+            example = json.loads(raw)
+        except json.JSONDecodeError:
+            return error(f"Invalid file format. Line {number} is not valid JSON.")
+        messages = example.get("messages") if isinstance(example, dict) else None
+        if not isinstance(messages, list) or not messages:
+            return error(f"Invalid file format. Example {number} is missing key 'messages'.")
+        for index, message in enumerate(messages, start=1):
+            if not isinstance(message, dict) or message.get("role") not in (
+                "system",
+                "user",
+                "assistant",
+            ):
+                shown = message.get("role") if isinstance(message, dict) else message
+                return error(
+                    f"Invalid file format. Example {number}, message {index}: "
+                    f"unrecognized role {shown!r}."
+                )
+            if not isinstance(message.get("content"), str):
+                return error(
+                    f"Invalid file format. Example {number}, message {index} has no content."
+                )
+        if not any(m["role"] == "assistant" for m in messages):
+            return error(f"Invalid file format. Example {number} has no assistant message.")
+    if role == "training" and len(examples) < MIN_EXAMPLES:
+        return error(
+            f"Training file has {len(examples)} example(s), but must have at least "
+            f"{MIN_EXAMPLES} examples"
+        )
+    return None
+
+
+def _auto_epochs(examples: int) -> int:
+    """OpenAI's default epochs for a dataset size (its cookbook's description)."""
+    if examples * 3 < 100:
+        return min(25, -(-100 // max(examples, 1)))
+    if examples * 3 > 25_000:
+        return max(1, 25_000 // examples)
+    return 3
+
+
+class _FineTuningAPI:
+    """The fine-tuning routes, mixed into FakeOpenAI (which owns the files and the loop)."""
+
+    # FakeOpenAI's, used here:
+    config: ServerConfig
+    _files: dict[str, _File]
+    _lock: threading.Lock
+    _stats: Stats
+    _spawn: Callable[[Coroutine[Any, Any, None]], None]
+    _add_file: Callable[[str, str, bytes], _File]
+
+    def _start_fine_tuning(self) -> list[tuple[str, str, _Handler]]:
+        self._jobs: dict[str, Json] = {}  # insertion order = creation order
+        self._job_events: dict[str, list[Json]] = {}
+        self._job_create_calls = 0
+        return [
+            ("GET", "/v1/files", self._list_files),
+            ("POST", "/v1/fine_tuning/jobs", self._create_job),
+            ("GET", "/v1/fine_tuning/jobs", self._list_jobs),
+            ("GET", "/v1/fine_tuning/jobs/{id}", self._retrieve_job),
+            ("GET", "/v1/fine_tuning/jobs/{id}/events", self._list_job_events),
+            ("POST", "/v1/fine_tuning/jobs/{id}/cancel", self._cancel_job),
+        ]
+
+    async def _list_files(self, request: _Request, _: str) -> _Response:
+        purpose = parse_qs(request.query).get("purpose", [None])[0]
+        listed = [f.to_json() for f in reversed(self._files.values())]
+        data = [f for f in listed if purpose is None or f["purpose"] == purpose]
+        return _json_response(200, {"object": "list", "data": data, "has_more": False})
+
+    async def _create_job(self, request: _Request, _: str) -> _Response:
+        body = _json_body(request)
+        settings = self.config.fine_tuning
+        call = self._job_create_calls
+        self._job_create_calls += 1
+        refusal = settings.create_error(call) if settings.create_error else None
+        if refusal == "drop":
+            return _Response(0, b"", drop=True)
+        if refusal is not None and refusal != "lost":
+            return _error(
+                refusal,
+                f"Job creation refused by the test server (HTTP {refusal}).",
+                kind="server_error" if refusal >= 500 else "invalid_request_error",
+            )
+        model = body.get("model")
+        if model not in FINE_TUNABLE:
+            raise _ApiError(
+                _error(
+                    400,
+                    f"Model {model} is not available for fine-tuning or does not exist.",
+                    param="model",
+                    code="model_not_available",
+                )
+            )
+        files = {}
+        for role in ("training", "validation"):
+            file_id = body.get(f"{role}_file")
+            if file_id is None and role == "validation":
+                continue
+            if file_id not in self._files:
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"invalid {role}_file: {file_id}",
+                        param=f"{role}_file",
+                        code="invalid_request_error",
+                    )
+                )
+            file = self._files[file_id]
+            if file.purpose != "fine-tune":
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"File {file.id} has purpose {file.purpose!r}; fine-tuning needs "
+                        "files uploaded with purpose 'fine-tune'.",
+                        param=f"{role}_file",
+                    )
+                )
+            files[role] = file
+        suffix = body.get("suffix")
+        if suffix is not None and (not isinstance(suffix, str) or len(suffix) > 64):
+            raise _ApiError(
+                _error(400, "suffix must be a string of at most 64 characters.", param="suffix")
+            )
+        method = body.get("method") or {"type": "supervised", "supervised": {}}
+        given = ((method.get("supervised") or {}).get("hyperparameters")) or body.get(
+            "hyperparameters"
+        ) or {}  # fmt: skip
+        allowed = {
+            "n_epochs": lambda v: isinstance(v, int) and 1 <= v <= 50,
+            "batch_size": lambda v: isinstance(v, int) and 1 <= v <= 256,
+            "learning_rate_multiplier": lambda v: isinstance(v, int | float) and 0 < v <= 10,
+        }
+        for name, value in given.items():
+            if name not in allowed or not (value == "auto" or allowed[name](value)):
+                raise _ApiError(
+                    _error(
+                        400,
+                        f"Invalid value for hyperparameter {name!r}: {value!r}.",
+                        param=f"method.supervised.hyperparameters.{name}",
+                    )
+                )
+        now = int(time.time())
+        job_id = f"ftjob-{uuid.uuid4().hex[:24]}"
+        job: Json = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": now,
+            "error": None,
+            "fine_tuned_model": None,
+            "finished_at": None,
+            "hyperparameters": {
+                "batch_size": given.get("batch_size", "auto"),
+                "learning_rate_multiplier": given.get("learning_rate_multiplier", "auto"),
+                "n_epochs": given.get("n_epochs", "auto"),
+            },
+            "model": model,
+            "organization_id": f"org-{settings.organization}",
+            "result_files": [],
+            "seed": body.get("seed") if body.get("seed") is not None else random.randrange(2**31),
+            "status": "validating_files",
+            "trained_tokens": None,
+            "training_file": files["training"].id,
+            "validation_file": files["validation"].id if "validation" in files else None,
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": body.get("metadata"),
+            "user_provided_suffix": suffix,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {}}},
+        }
+        index = len(self._jobs)
+        self._jobs[job_id] = job
+        self._job_events[job_id] = []
+        self._job_event(job, f"Created fine-tuning job: {job_id}")
+        self._job_event(job, f"Validating training file: {files['training'].id}")
+        with self._lock:
+            self._stats.fine_tuning_jobs_created += 1
+        outcome = settings.outcome(index) if settings.outcome else JobOutcome()
+        self._spawn(self._run_job(job, files, outcome))
+        return _Response(0, b"", drop=True) if refusal == "lost" else _json_response(200, job)
+
+    def _job_event(self, job: Json, message: str, level: str = "info", data: Json | None = None):
+        self._job_events[job["id"]].append(
+            {
+                "id": f"ftevent-{uuid.uuid4().hex[:24]}",
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "data": data or {},
+                "type": "metrics" if data else "message",
+            }
+        )
+
+    async def _run_job(self, job: Json, files: dict[str, _File], outcome: JobOutcome) -> None:
+        step = self.config.fine_tuning.seconds / 8
+        await asyncio.sleep(step)
+        if job["status"] != "validating_files":
+            return  # cancelled meanwhile
+        error = outcome.error
+        for role, file in files.items():
+            error = error or _fine_tune_file_error(file.content, role)
+        if error is not None:
+            job.update(status="failed", error=error, finished_at=int(time.time()))
+            self._job_event(job, error["message"], level="error")
+            return
+        examples = [json.loads(line) for line in files["training"].content.splitlines() if line]
+        hyper = job["hyperparameters"]
+        if hyper["n_epochs"] == "auto":
+            hyper["n_epochs"] = _auto_epochs(len(examples))
+        if hyper["batch_size"] == "auto":
+            hyper["batch_size"] = 1
+        if hyper["learning_rate_multiplier"] == "auto":
+            hyper["learning_rate_multiplier"] = 1.8
+        job["method"]["supervised"]["hyperparameters"] = dict(hyper)
+        self._job_event(job, "Files validated, moving job to queued state")
+        job["status"] = "queued"
+        await asyncio.sleep(step)
+        if job["status"] != "queued":
+            return
+        job.update(status="running", estimated_finish=int(time.time()) + 60)
+        self._job_event(job, "Fine-tuning job started")
+        total = hyper["n_epochs"] * -(-len(examples) // hyper["batch_size"])
+        shown = sorted({max(1, total * k // 4) for k in range(1, 5)})
+        for number in shown:
+            await asyncio.sleep(step)
+            if job["status"] != "running":
+                return
+            loss = round(2.0 / (1 + number), 4)
+            self._job_event(
+                job,
+                f"Step {number}/{total}: training loss={loss}",
+                data={"step": number, "train_loss": loss, "total_steps": total},
+            )
+        words = sum(
+            len(_message_text(m.get("content")).split()) + 3
+            for e in examples
+            for m in e["messages"]
+        )
+        results = "step,train_loss\n" + "".join(f"{n},{2.0 / (1 + n):.4f}\n" for n in shown)
+        result = self._add_file(f"{job['id']}-results.csv", "fine-tune-results", results.encode())
+        organization = self.config.fine_tuning.organization
+        suffix = job["user_provided_suffix"] or ""
+        # Named from what it learned, so the same data and settings give the same name.
+        digest = hashlib.sha256(files["training"].content + f"{job['model']}:{suffix}".encode())
+        job.update(
+            status="succeeded",
+            fine_tuned_model=f"ft:{job['model']}:{organization}:{suffix}:{digest.hexdigest()[:8]}",
+            finished_at=int(time.time()),
+            trained_tokens=words * hyper["n_epochs"],
+            result_files=[result.id],
+            estimated_finish=None,
+        )
+        self._job_event(job, f"New fine-tuned model created: {job['fine_tuned_model']}")
+        self._job_event(job, "The job has successfully completed")
+
+    def _job(self, job_id: str) -> Json:
+        if job_id not in self._jobs:
+            raise _ApiError(
+                _error(
+                    404,
+                    f"Could not find fine-tuning job {job_id}.",
+                    param="fine_tuning_job_id",
+                    code="fine_tuning_job_not_found",
+                )
+            )
+        return self._jobs[job_id]
+
+    async def _retrieve_job(self, _: _Request, job_id: str) -> _Response:
+        return _json_response(200, self._job(job_id))
+
+    async def _cancel_job(self, _: _Request, job_id: str) -> _Response:
+        job = self._job(job_id)
+        if job["status"] not in ("validating_files", "queued", "running"):
+            raise _ApiError(
+                _error(400, f"Cannot cancel a job with status '{job['status']}'.", param=None)
+            )
+        job.update(status="cancelled", finished_at=int(time.time()), estimated_finish=None)
+        self._job_event(job, "Fine-tuning job cancelled")
+        return _json_response(200, job)
+
+    async def _list_jobs(self, request: _Request, _: str) -> _Response:
+        query = parse_qs(request.query)
+        wanted = {
+            match.group(1): values[0]
+            for key, values in query.items()
+            if (match := re.fullmatch(r"metadata\[(.+)\]", key))
+        }
+        newest_first = [
+            job
+            for job in reversed(self._jobs.values())
+            if all((job.get("metadata") or {}).get(k) == v for k, v in wanted.items())
+        ]
+        return _json_response(200, _page(newest_first, query))
+
+    async def _list_job_events(self, request: _Request, job_id: str) -> _Response:
+        self._job(job_id)
+        newest_first = list(reversed(self._job_events[job_id]))
+        return _json_response(200, _page(newest_first, parse_qs(request.query)))
+
+
+def _page(newest_first: list[Json], query: dict[str, list[str]]) -> Json:
+    """One page of a cursor-paginated list (`after`, `limit`), as OpenAI's lists are."""
+    limit = min(100, int(query.get("limit", ["20"])[0]))
+    if "after" in query:
+        ids = [item["id"] for item in newest_first]
+        after = query["after"][0]
+        newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+    return {"object": "list", "data": newest_first[:limit], "has_more": len(newest_first) > limit}
+
+
+class FakeOpenAI(_FineTuningAPI):
     """The server. `start()` binds 127.0.0.1 (a free port unless `port` is given) and serves
     from a daemon thread; `stop()` or leaving the `with` block shuts it down."""
 
@@ -209,6 +717,8 @@ class FakeOpenAI:
         self._request_bucket: _Bucket | None = None
         self._token_bucket: _Bucket | None = None
         self._chat_index = 0
+        self._chat_in_flight = 0
+        self._jitter = random.Random(self.config.seed + 1)  # apart: faults stay as they were
         self._batch_create_calls = 0
         self._files: dict[str, _File] = {}
         self._batches: dict[str, Json] = {}  # insertion order = creation order
@@ -232,6 +742,7 @@ class FakeOpenAI:
                 ("POST", "/v1/batches/{id}/cancel", self._cancel_batch),
                 ("GET", "/v1/models", self._list_models),
                 ("GET", "/stats", self._get_stats),
+                *self._start_fine_tuning(),
             ]
         ]
 
@@ -352,6 +863,7 @@ class FakeOpenAI:
                 continue
             with self._lock:
                 self._stats.by_route[f"{method} {name}"] += 1
+                self._stats.authorizations[request.headers.get("authorization", "")] += 1
             if name.startswith("/v1/") and not self._authorized(request):
                 key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
                 shown = f"{key[:3]}***{key[-4:]}" if len(key) > 8 else key
@@ -417,9 +929,19 @@ class FakeOpenAI:
                 raise ValueError(f"unknown fault kind {fault!r}; known: {FAULTS}")
             with self._lock:
                 self._stats.faults[fault] += 1
-        if config.latency > 0:
-            await asyncio.sleep(config.latency)
-        response = await self._chat_answer(body, fault)
+        self._chat_in_flight += 1
+        try:
+            if config.latency > 0:
+                load = max(1.0, self._chat_in_flight / config.capacity) if config.capacity else 1.0
+                jitter = (
+                    self._jitter.lognormvariate(0, config.latency_jitter)
+                    if config.latency_jitter
+                    else 1.0
+                )
+                await asyncio.sleep(config.latency * load * jitter)
+            response = await self._chat_answer(body, fault)
+        finally:
+            self._chat_in_flight -= 1
         response.headers.update(headers)
         return response
 
@@ -461,7 +983,8 @@ class FakeOpenAI:
             case "drop":
                 return _Response(0, b"", drop=True)
         completion = self._complete(body, cut=fault == "length")
-        response = _json_response(200, completion)
+        response = _streamed(completion, body) if body.get("stream") else None
+        response = response or _json_response(200, completion)
         if fault == "malformed":
             response.body = response.body[: len(response.body) // 2]
         elif fault == "truncated":
@@ -477,7 +1000,7 @@ class FakeOpenAI:
 
     def _complete(self, body: Json, *, cut: bool) -> Json:
         """The chat.completion object answering `body`; `cut` forces finish_reason "length"."""
-        text = self.config.responder(body)
+        text = self.config.respond(body)
         words = list(re.finditer(r"\S+", text))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         keep = len(words) // 2 if cut else limit if limit and len(words) > limit else None
@@ -1120,6 +1643,40 @@ def _parse_batch_input(content: bytes) -> tuple[list[Json], list[Json]]:
     return lines, errors
 
 
+# -- streamed chat completions (judge play) --------------------------------------------------
+
+
+def _streamed(completion: Json, body: Json) -> _Response:
+    """A chat completion as OpenAI streams it with `stream: true`: server-sent events of
+    `chat.completion.chunk` objects (the role, then the text a word at a time, then the
+    finish reason), a usage chunk when `stream_options.include_usage` asks for one, and
+    `data: [DONE]`. The events are sent in one body: the client reads them the same way."""
+    choice = completion["choices"][0]
+    text = choice["message"]["content"]
+    base = {
+        "id": completion["id"],
+        "object": "chat.completion.chunk",
+        "created": completion["created"],
+        "model": completion["model"],
+        "system_fingerprint": completion["system_fingerprint"],
+    }
+
+    def chunk(delta: Json, finish_reason: str | None = None) -> Json:
+        return base | {
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ]
+        }
+
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    chunks += [chunk({"content": word}) for word in re.findall(r"\s*\S+\s*", text)]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        chunks.append(base | {"choices": [], "usage": completion["usage"]})
+    events = "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks)
+    return _Response(200, (events + "data: [DONE]\n\n").encode(), "text/event-stream")
+
+
 # -- the default responder -------------------------------------------------------------------
 
 
@@ -1285,8 +1842,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tpm", type=int, help="tokens per minute")
     parser.add_argument("--burst-s", type=float, default=60.0, help="bucket size in seconds")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per completion")
+    parser.add_argument("--latency-jitter", type=float, default=0.0, help="log-normal sigma")
+    parser.add_argument(
+        "--capacity", type=int, help="completions at full speed; more slow every one down"
+    )
     parser.add_argument("--batch-seconds", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judge-format", choices=JUDGE_FORMATS, default="asked")
+    parser.add_argument(
+        "--pairwise-preference", choices=get_args(PairwisePreference), default="longer"
+    )
     parser.add_argument(
         "--fault",
         action="append",
@@ -1303,9 +1868,13 @@ def main(argv: list[str] | None = None) -> None:
             tpm=args.tpm,
             burst_s=args.burst_s,
             latency=args.latency,
+            latency_jitter=args.latency_jitter,
+            capacity=args.capacity,
             batch_seconds=args.batch_seconds,
             seed=args.seed,
             fault_rates=rates,
+            judge_format=args.judge_format,
+            pairwise_preference=args.pairwise_preference,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -2,7 +2,6 @@
 
 import json
 import re
-import sqlite3
 from pathlib import Path
 
 import datasets
@@ -10,16 +9,18 @@ import pyarrow.parquet as pq
 import yaml
 from conftest import TEST_KEY, assert_one_line_error, run_cli
 
+from factory.store import RunStore
+
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 BAD_CASES = CORPUS / "hindi_bad_cases.jsonl"
 
 
 def verdicts(run_dir: Path) -> dict[str, str | None]:
-    db = sqlite3.connect(run_dir / "store.sqlite")
+    store = RunStore.open(run_dir / "store.sqlite")
     try:
-        return dict(db.execute("SELECT prompt_id, reason FROM verdicts"))
+        return store.verdicts()
     finally:
-        db.close()
+        store.close()
 
 
 def test_each_planted_bad_case_gets_its_reason(tmp_path):
@@ -183,9 +184,7 @@ def test_generate_ends_in_a_dataset_whose_card_matches_and_rejects_explain_the_r
     assert again.returncode == 0, again.stderr
     after = verdicts(run_dir)
     assert all(after[pid] != "meta_text" for pid in refusals)
-    db = sqlite3.connect(run_dir / "store.sqlite")
-    superseded = db.execute(
-        "SELECT prompt_id FROM superseded WHERE reason = 'meta_text'"
-    ).fetchall()
-    db.close()
-    assert sorted(p for (p,) in superseded) == sorted(refusals)
+    store = RunStore.open(run_dir / "store.sqlite")
+    superseded = [pid for pid, reason, _ in store.superseded() if reason == "meta_text"]
+    store.close()
+    assert sorted(superseded) == sorted(refusals)

@@ -17,20 +17,20 @@ import pytest
 from conftest import BIN, assert_one_line_error, run_cli
 from test_dedup import corpus
 
-from factory.clean import Cleaner, clean_store
+from factory.clean import Cleaner, clean_store, settings_for
 from factory.dedup import jaccard, shingles
 from factory.importer import import_file
 from factory.languages import get_language
-from factory.runconfig import load_config
 from factory.scale import scale_advice
 from factory.scale.clusters import greedy_duplicates
 from factory.scale.formats import COPY, PAIR, REP, SKIP, EventWriter, read_events
+from factory.scale.options import ScaleOptions
+from factory.settings import load_config
 from factory.store import RunStore
-from factory.validate import Limits
 
 pytest.importorskip("datatrove", reason='pip install -e ".[scale]"')
 
-from factory.scale.pipeline import ScaleOptions, clean_at_scale
+from factory.scale.pipeline import clean_at_scale
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -145,9 +145,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def clean_in_process(source: Path, run_dir: Path) -> None:
     import_file(source, get_language("hindi"), run_dir, None)
-    store = RunStore(run_dir / "store.sqlite")
+    config = load_config(run_dir)
+    store = RunStore.open(run_dir / "store.sqlite", write=True)
     try:
-        clean_store(store.db, Cleaner.for_run(load_config(run_dir), Limits()), 0.8)
+        clean_store(store, Cleaner.for_run(config, settings_for(config, {})), 0.8)
     finally:
         store.close()
 
@@ -167,10 +168,8 @@ def test_distributed_clean_keeps_exactly_the_in_process_set_on_planted_duplicate
     shutil.copytree(tmp_path / "in-process", tmp_path / "run")
 
     options = ScaleOptions(executor="local", tasks=tasks)
-    from_run = clean_at_scale(str(tmp_path / "run"), None, None, None, Limits(), 0.8, options)
-    from_file = clean_at_scale(
-        str(source), "hindi", tmp_path / "from-file", None, Limits(), 0.8, options
-    )
+    from_run = clean_at_scale(str(tmp_path / "run"), None, None, None, {}, options)
+    from_file = clean_at_scale(str(source), "hindi", tmp_path / "from-file", None, {}, options)
 
     expected = store_tables(tmp_path / "in-process")
     reasons = {v[1] for v in expected["verdicts"]}
@@ -381,6 +380,8 @@ def test_executor_flags_are_checked_with_one_line_errors(tmp_path):
     assert_one_line_error(run_cli(*clean, "spark"), "--executor", "local")
     assert_one_line_error(run_cli(*clean, "local", "--tasks", "0"), "--tasks")
     assert_one_line_error(run_cli(*clean, "slurm"), "--slurm-partition")
+    alone = run_cli("factory", "clean", source, "--lang", "hindi", "--tasks", "4")
+    assert_one_line_error(alone, "--tasks is for the distributed clean", "--executor")
     globbed = run_cli("factory", "clean", f"{CORPUS}/*.jsonl", "--lang", "hindi")
     assert_one_line_error(globbed, "add --executor local")
     nothing = run_cli("factory", "clean", "none/*.jsonl", "--lang", "hindi", "--executor", "local")

@@ -5,13 +5,22 @@ import importlib.util
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import BIN, TEST_KEY, assert_one_line_error, run_cli
+from conftest import (
+    BIN,
+    TEST_KEY,
+    assert_error_after_work,
+    assert_one_line_error,
+    run_cli,
+    stored,
+)
+
+from factory.errors import KahaniError
 
 
 def generate(server, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -30,12 +39,12 @@ def generate(server, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def rows(run_dir: Path, sql: str) -> list[tuple]:
-    db = sqlite3.connect(run_dir / "store.sqlite")
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
+def statuses(run_dir: Path) -> Counter[str]:
+    return Counter(p.status for p in stored(run_dir)[0])
+
+
+def answers(run_dir: Path) -> list:
+    return stored(run_dir)[1]
 
 
 def wait_for_answers(run_dir: Path, count: int, timeout: float = 60) -> None:
@@ -43,9 +52,9 @@ def wait_for_answers(run_dir: Path, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if rows(run_dir, "SELECT COUNT(*) FROM responses")[0][0] >= count:
+            if len(answers(run_dir)) >= count:
                 return
-        except sqlite3.OperationalError:
+        except KahaniError:
             pass  # the store is still being created
         time.sleep(0.05)
     raise TimeoutError(f"fewer than {count} answers after {timeout} s")
@@ -58,32 +67,18 @@ def test_a_run_stores_every_answer_with_its_record(llm_server, tmp_path):
     result = generate(llm_server, tmp_path, "--n", "30")
     assert result.returncode == 0, result.stderr
     assert "30 done, 0 failed, 0 pending" in result.stdout
-    run_dir = tmp_path / "runs" / RUN
-    records = rows(
-        run_dir,
-        "SELECT p.variables, p.messages, r.text, r.finish_reason, r.prompt_tokens,"
-        " r.completion_tokens, r.model, r.provider, r.latency_s, r.attempts FROM responses r"
-        " JOIN prompts p ON p.id = r.prompt_id",
-    )
+    prompts, records = stored(tmp_path / "runs" / RUN)
+    by_id = {p.id: p for p in prompts}
     assert len(records) == 30 == llm_server.stats.completions
-    for (
-        variables,
-        messages,
-        text,
-        finish,
-        p_tok,
-        c_tok,
-        model,
-        provider,
-        latency,
-        attempts,
-    ) in records:
-        noun = json.loads(variables)["noun"]
-        assert noun in json.loads(messages)[-1]["content"]
-        assert noun in json.loads(text)["story"]  # the server's story uses the asked words
-        assert finish == "stop" and p_tok > 0 and c_tok > 0
-        assert (model, provider, attempts) == ("gpt-4o-mini", "openai", 1)
-        assert latency >= 0
+    for record in records:
+        prompt, answer = by_id[record.prompt_id], record.answer
+        noun = prompt.variables["noun"]
+        assert noun in prompt.messages[-1]["content"]
+        assert noun in json.loads(answer.text)["story"]  # the server's story uses the words
+        assert answer.finish_reason == "stop"
+        assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
+        assert (answer.model, answer.provider, answer.attempts) == ("gpt-4o-mini", "openai", 1)
+        assert answer.latency_s >= 0
 
 
 def test_running_the_same_command_again_sends_nothing(llm_server, tmp_path):
@@ -123,9 +118,10 @@ def test_under_faults_every_prompt_ends_answered_exactly_once(llm_server, tmp_pa
     stats = llm_server.stats
     assert sum(stats.faults.values()) > 10  # the faults really happened
     run_dir = tmp_path / "runs" / RUN
-    assert rows(run_dir, "SELECT status, COUNT(*) FROM prompts GROUP BY status") == [("done", 60)]
-    assert rows(run_dir, "SELECT COUNT(DISTINCT prompt_id) FROM responses") == [(60,)]
-    assert rows(run_dir, "SELECT MAX(attempts) > 1 FROM responses") == [(1,)]
+    assert statuses(run_dir) == {"done": 60}
+    records = answers(run_dir)
+    assert len({r.prompt_id for r in records}) == len(records) == 60
+    assert max(r.answer.attempts for r in records) > 1
 
 
 def test_a_request_the_server_rejects_fails_with_its_reason(llm_server, tmp_path):
@@ -135,10 +131,8 @@ def test_a_request_the_server_rejects_fails_with_its_reason(llm_server, tmp_path
     assert "6 done, 2 failed, 0 pending" in result.stdout or "done, 2 failed" in result.stdout
     status = run_cli("factory", "status", str(tmp_path / "runs" / RUN))
     assert "failed   2 x HTTP 400" in status.stdout
-    errors = rows(
-        tmp_path / "runs" / RUN, "SELECT attempts, last_error FROM prompts WHERE status='failed'"
-    )
-    assert all(attempts == 1 and "400" in error for attempts, error in errors)  # not retried
+    failed = [p for p in stored(tmp_path / "runs" / RUN)[0] if p.status == "failed"]
+    assert all(p.attempts == 1 and "400" in p.last_error for p in failed)  # not retried
 
 
 def test_retries_are_bounded_then_the_prompt_is_failed_not_lost(llm_server, tmp_path):
@@ -147,9 +141,8 @@ def test_retries_are_bounded_then_the_prompt_is_failed_not_lost(llm_server, tmp_
     )
     result = generate(llm_server, tmp_path, "--n", "3", "--max-attempts", "2")
     assert result.returncode == 1
-    assert (
-        rows(tmp_path / "runs" / RUN, "SELECT status, attempts FROM prompts") == [("failed", 2)] * 3
-    )
+    prompts = stored(tmp_path / "runs" / RUN)[0]
+    assert [(p.status, p.attempts) for p in prompts] == [("failed", 2)] * 3
     llm_server.config.fault = None
     resumed = generate(llm_server, tmp_path, "--n", "3")
     assert resumed.returncode == 0 and "3 done, 0 failed" in resumed.stdout
@@ -168,7 +161,7 @@ def test_our_limit_keeps_the_server_from_rate_limiting_us(llm_server, tmp_path):
 def test_without_a_limit_the_servers_429s_slow_us_down_and_nothing_fails(llm_server, tmp_path):
     llm_server.config.rpm = 300
     llm_server.config.burst_s = 1  # 5 at once, then 5 per second
-    result = generate(llm_server, tmp_path, "--n", "30", "--concurrency", "16")
+    result = generate(llm_server, tmp_path, "--n", "30", "--max-concurrency", "16")
     assert result.returncode == 0, result.stdout
     assert llm_server.stats.rate_limited > 0
     assert llm_server.stats.completions == 30
@@ -190,7 +183,7 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_pays_little_twice(llm_se
         TEST_KEY,
         "--runs-dir",
         str(tmp_path / "runs"),
-        "--concurrency",
+        "--max-concurrency",
         str(concurrency),
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -198,14 +191,13 @@ def test_sigkill_mid_run_then_restart_loses_nothing_and_pays_little_twice(llm_se
     wait_for_answers(store.parent, 30)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_at_kill = rows(store.parent, "SELECT COUNT(*) FROM responses")[0][0]
+    done_at_kill = len(answers(store.parent))
     assert 30 <= done_at_kill < 120
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert rows(store.parent, "SELECT COUNT(*), COUNT(DISTINCT prompt_id) FROM responses") == [
-        (120, 120)
-    ]
+    records = answers(store.parent)
+    assert len(records) == len({r.prompt_id for r in records}) == 120
     # Answers served but not yet committed at the kill are the only ones paid twice.
     assert llm_server.stats.completions <= 120 + concurrency
 
@@ -225,7 +217,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(llm_server, tmp_path):
         TEST_KEY,
         "--runs-dir",
         str(tmp_path / "runs"),
-        "--concurrency",
+        "--max-concurrency",
         "4",
     ]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -237,7 +229,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(llm_server, tmp_path):
     assert "resume" in err and "Traceback" not in err
     assert "pending" in out
     served_before = llm_server.stats.completions
-    assert rows(store.parent, "SELECT COUNT(*) FROM responses")[0][0] == served_before
+    assert len(answers(store.parent)) == served_before
 
     llm_server.config.latency = 0
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
@@ -276,14 +268,12 @@ def test_unreachable_server_fails_clearly_and_loses_nothing(tmp_path):
         str(tmp_path / "runs"),
         "--max-attempts",
         "2",
-        "--concurrency",
+        "--max-concurrency",
         "2",
     )
-    assert_one_line_error(result, "did not answer", "resume")
-    counts = dict(
-        rows(tmp_path / "runs" / RUN, "SELECT status, COUNT(*) FROM prompts GROUP BY status")
-    )
-    assert counts.get("pending", 0) + counts.get("failed", 0) == 20 and "done" not in counts
+    assert_error_after_work(result, "did not answer", "resume")
+    counts = statuses(tmp_path / "runs" / RUN)
+    assert counts["pending"] + counts["failed"] == 20 and "done" not in counts
 
 
 def test_resume_with_a_different_setting_is_refused_naming_it(llm_server, tmp_path):
@@ -324,7 +314,7 @@ def test_a_run_file_sets_options_and_unknown_keys_are_refused(llm_server, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "runs" / "from-file" / "config.json").read_text())
-    assert (config["language"], config["n"], config["temperature"]) == ("marathi", 4, 0.7)
+    assert (config["lang"], config["n"], config["temperature"]) == ("marathi", 4, 0.7)
     assert "api_key" not in config
 
     bad = tmp_path / "bad.yaml"
@@ -340,9 +330,9 @@ def test_g4f_provider_goes_through_the_same_retry_path(llm_server, tmp_path):
     result = generate(llm_server, tmp_path, "--n", "6", "--provider", "g4f", "--name", "free")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "6 done, 0 failed" in result.stdout
-    retried = rows(tmp_path / "runs" / "free", "SELECT COUNT(*) FROM responses WHERE attempts > 1")
-    assert retried[0][0] >= 1
-    assert rows(tmp_path / "runs" / "free", "SELECT DISTINCT provider FROM responses") == [("g4f",)]
+    records = answers(tmp_path / "runs" / "free")
+    assert any(r.answer.attempts > 1 for r in records)
+    assert {r.answer.provider for r in records} == {"g4f"}
 
 
 @pytest.mark.skipif(
@@ -365,11 +355,9 @@ def test_without_key_or_server_the_local_default_model_writes_the_answers(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert "(local, smollm2)" in result.stdout and "2 done" in result.stdout
-    answers = rows(
-        tmp_path / "runs" / "english-smollm2-seed0", "SELECT text, provider FROM responses"
-    )
-    assert len(answers) == 2
-    assert all(provider == "local" and len(text.split()) > 5 for text, provider in answers)
+    records = answers(tmp_path / "runs" / "english-smollm2-seed0")
+    assert len(records) == 2
+    assert all(r.answer.provider == "local" and len(r.answer.text.split()) > 5 for r in records)
 
 
 def test_generation_parameters_reach_the_server_unchanged(llm_server, tmp_path):

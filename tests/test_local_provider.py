@@ -1,6 +1,7 @@
 """The `local` provider on a tiny random Llama built here, and on SmolLM2 when installed."""
 
 import asyncio
+import threading
 import time
 from importlib import metadata
 from importlib.util import find_spec
@@ -15,7 +16,7 @@ from factory.errors import KahaniError
 from factory.prompts import Message
 from factory.providers import local
 from factory.providers.base import ChatRequest, ChatResult, GenerationParams, ProviderError
-from factory.providers.local import LocalProvider, resolve_local_model, split_at_eos
+from factory.providers.local import LocalProvider, resolve_local_model
 
 SENTENCES = [
     "the cat sat on the mat",
@@ -144,7 +145,7 @@ def test_generation_failure_fails_the_batch(tiny_model: Path) -> None:
             def out_of_memory(**_: object) -> None:
                 raise MemoryError
 
-            provider._model.generate = out_of_memory  # type: ignore[method-assign]
+            provider._model.forward = out_of_memory  # type: ignore[method-assign]
             requests = [request(i, "the cat", max_tokens=1) for i in range(2)]
             coros = (provider.complete(r) for r in requests)
             return await asyncio.gather(*coros, return_exceptions=True)
@@ -156,9 +157,48 @@ def test_generation_failure_fails_the_batch(tiny_model: Path) -> None:
         assert "out of memory" in str(error) and "batch_size" in str(error)
 
 
-def test_split_at_eos() -> None:
-    assert split_at_eos([5, 6, 2, 0, 0], {2}) == ([5, 6], "stop", 3)
-    assert split_at_eos([5, 6, 7], {2, 9}) == ([5, 6, 7], "length", 3)
+def test_a_sampled_answer_does_not_depend_on_its_batch(tiny_model: Path) -> None:
+    params = {"temperature": 1.0, "top_k": 5, "max_tokens": 8, "seed": 3}
+    alone = request(7, "the cat sat", **params)
+    others = [request(i, words, **params) for i, words in enumerate(["a dog", "the sun is"])]
+
+    async def main() -> tuple[str, str]:
+        provider = LocalProvider(str(tiny_model), batch_size=4)
+        try:
+            first = await provider.complete(alone)
+            together = await answer_all(provider, [*others, alone])
+            assert provider.batch_sizes == [1, 3]
+            return first.text, together[-1].text
+        finally:
+            await provider.close()
+
+    first, in_batch = asyncio.run(main())
+    assert first == in_batch
+
+
+def test_continuation_sends_the_text_without_a_chat_template(tiny_model: Path) -> None:
+    async def main() -> ChatResult:
+        provider = LocalProvider(str(tiny_model))
+        try:
+            return await provider.complete(
+                request(0, "the cat sat", max_tokens=2, continuation=True)
+            )
+        finally:
+            await provider.close()
+
+    assert asyncio.run(main()).usage.prompt_tokens == 3  # the words only, no role markers
+
+
+def test_a_stopped_decode_keeps_the_rows_that_finished(tiny_model: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    stop = threading.Event()
+    stop.set()
+    rows = local.decode(
+        model, [[4, 5], [6]], GenerationParams(model="tiny", max_tokens=5), [1, 2], 0, {1}, stop
+    )
+    assert rows == [None, None]  # stopped before the first token: nothing finished
 
 
 @pytest.mark.parametrize("spec", ["missing-folder/model.gguf", "./nope", "/no/such/model"])

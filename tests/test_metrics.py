@@ -22,9 +22,10 @@ from judge.metrics.codemix import (
     cmi,
     group_spellings,
     i_index,
-    levenshtein,
     m_index,
     normalized_entropy,
+    spelling_distance,
+    spelling_form,
 )
 from judge.metrics.diversity import distinct_n, self_bleu
 from judge.metrics.embedding import similarity_metrics
@@ -81,7 +82,6 @@ def test_codemix_metrics_apply_to_hinglish_only():
     [
         ["nahi", "nahin", "nai"],
         ["kya", "kia"],
-        ["hai", "hain"],  # grammatically singular/plural; variants as the issue lists them
         ["accha", "acha", "achha"],
         ["kyun", "kyu", "kyon"],
         ["bahut", "bohot"],
@@ -93,16 +93,29 @@ def test_spelling_variants_share_a_group(variants):
 
 
 @pytest.mark.parametrize(
-    "pair", [("meri", "mere"), ("pal", "pul"), ("ki", "ke"), ("baje", "bheje")]
-)
+    "pair",
+    [
+        ("meri", "mere"), ("pal", "pul"), ("ki", "ke"), ("baje", "bheje"),
+        ("hai", "hain"),  # singular and plural: different words, not spellings
+        ("karega", "karoge"), ("chalti", "chalaati"), ("rakhna", "rakha"), ("bhai", "bhi"),
+    ],
+)  # fmt: skip
 def test_different_words_stay_apart(pair):
-    groups = group_spellings(dict.fromkeys(pair, 1))
+    groups = group_spellings(dict.fromkeys(pair, 1), constraints={})  # the rules alone
     assert groups[pair[0]] != groups[pair[1]]
 
 
-def test_levenshtein():
-    assert levenshtein("kitten", "sitting") == 3
-    assert levenshtein("", "abc") == 3 and levenshtein("nahi", "nahi") == 0
+def test_spelling_distance_prices_what_chat_spelling_drops():
+    def distance(a, b):
+        return spelling_distance(spelling_form(a), spelling_form(b))
+
+    assert distance("nahi", "nhi") == 0.375  # one vowel dropped between consonants
+    assert distance("samajh", "smjh") == 0.75  # two
+    assert distance("kya", "kia") == 0.25  # a glide written as a vowel
+    assert distance("abhi", "abi") == 0.5  # an aspiration not written
+    assert distance("accha", "achha") == distance("zaroor", "jarur") == 0.0  # same form
+    assert distance("khula", "khola") == 1.5  # a vowel written as another: another word
+    assert distance("saath", "saat") == 1.0  # th is written reliably
 
 
 def test_consistency_is_one_on_consistent_text():

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -233,14 +232,13 @@ def test_batch_expires_with_partial_output_and_cancels():
 
 def test_concurrent_requests_overlap_and_stats_are_served_over_http():
     async def scenario(client: AsyncOpenAI, server: FakeOpenAI) -> None:
-        started = time.monotonic()
         await asyncio.gather(
             *(
                 client.chat.completions.create(model="m", messages=messages(f"prompt {i}"))
                 for i in range(200)
             )
         )
-        assert time.monotonic() - started < 2  # 200 answers of 0.3 s each, side by side
+        # 200 answers of 0.3 s each, side by side: many in flight at once.
         stats = httpx.get(server.base_url.removesuffix("/v1") + "/stats").json()
         assert stats["completions"] == 200 and stats["peak_in_flight"] > 50
         assert len(stats["served_prompts"]) == 200

@@ -48,10 +48,10 @@ def test_evaluation_report_sorts_filters_opens_and_keeps_payloads_inert(
     prompts.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
     judge = ["--judge", "openai:gpt-4o", "--judge-base-url", llm_server.base_url]
     common = ["--lang", "hindi", "--prompts", str(prompts), "--samples", "2", "--controls", "2"]
-    key = ["--judge-api-key", TEST_KEY, "--max-new-tokens", "30"]
+    key = ["--judge-api-key", TEST_KEY, "--max-tokens", "30"]
     tiny = run_cli("judge", "score", str(tiny_run), *common, *judge, *key, "--out", "a")
     assert tiny.returncode == 0, tiny.stderr
-    api = ["openai:gpt-4o-mini", "--base-url", llm_server.base_url]
+    api = ["openai:gpt-4o-mini", "--base-url", llm_server.base_url, "--api-key", TEST_KEY]
     other = run_cli("judge", "score", *api, *common, *judge, *key, "--out", "b")
     assert other.returncode == 0, other.stderr
     report = tmp_path / "a" / "report.html"
@@ -102,7 +102,8 @@ def test_hinglish_report_has_the_code_mixing_panel(browser, llm_server, tmp_path
     llm_server.config.responder = served
     result = run_cli(
         *("judge", "score", "openai:gpt-4o-mini", "--base-url", llm_server.base_url),
-        *("--lang", "hinglish", "--n-prompts", "6", "--samples", "2", "--controls", "2"),
+        *("--api-key", TEST_KEY),
+        *("--lang", "hinglish", "--n", "6", "--samples", "2", "--controls", "2"),
         *("--judge", "openai:gpt-4o", "--judge-base-url", llm_server.base_url),
         *("--judge-api-key", TEST_KEY, "--out", "hinglish"),
     )

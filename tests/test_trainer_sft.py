@@ -39,7 +39,7 @@ def test_sft_continues_a_pretrained_run_with_frozen_lower_layers(tmp_path, pretr
         pretrained_run,
         CORPUS / "hinglish.jsonl",
         out,
-        {"steps": 8, "batch_size": 4, "eval_every": 4, "freeze_layers": 1, "lr": 1e-3},
+        {"steps": 8, "batch_size": 4, "eval_every": 4, "freeze": "blocks:0", "lr": 1e-3},
     )
     after, _ = load_hf(out)
     assert torch.equal(before.blocks[0].mlp.down.weight, after.blocks[0].mlp.down.weight)
@@ -53,9 +53,9 @@ def test_sft_continues_a_pretrained_run_with_frozen_lower_layers(tmp_path, pretr
         "--chat",
         "--prompt",
         "kya haal hai?",
-        "--n",
+        "--samples",
         "1",
-        "--max-new-tokens",
+        "--max-tokens",
         "10",
     )
     assert result.returncode == 0, result.stderr

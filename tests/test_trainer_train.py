@@ -165,7 +165,17 @@ def test_cli_end_to_end_tokenizer_prepare_train_sample(tmp_path):
             "--out",
             "runs/bn",
         ),
-        ("sample", "runs/bn", "--prompt", "একদিন", "--n", "2", "--max-new-tokens", "20", "--jsonl"),
+        (
+            "sample",
+            "runs/bn",
+            "--prompt",
+            "একদিন",
+            "--samples",
+            "2",
+            "--max-tokens",
+            "20",
+            "--jsonl",
+        ),
     ]
     for args in steps:
         result = run_cli("trainer", *args, cwd=tmp_path)
@@ -178,11 +188,11 @@ def test_cli_end_to_end_tokenizer_prepare_train_sample(tmp_path):
         "trainer",
         "sample",
         "runs/bn",
-        "--prompts-file",
+        "--prompts",
         str(prompts),
-        "--n",
+        "--samples",
         "1",
-        "--max-new-tokens",
+        "--max-tokens",
         "5",
         "--jsonl",
         cwd=tmp_path,

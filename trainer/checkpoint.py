@@ -46,17 +46,29 @@ def _sha256(path: Path) -> str:
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without the tied lm_head copy (safetensors refuses shared storage)."""
-    state = model.state_dict()
-    if getattr(model, "cfg", None) is not None and model.cfg.tie_embeddings:
-        state.pop("lm_head.weight", None)
-    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    """State dict with each shared (tied) tensor once: safetensors refuses shared storage, and
+    loading the first name fills every name that shares it."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:  # lm_head.weight when it is the embedding matrix
+            continue
+        seen.add(tensor.data_ptr())
+        out[name] = tensor.detach().contiguous().cpu()
+    return out
 
 
 def load_model_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    if model.cfg.tie_embeddings:
-        tensors = {**tensors, "lm_head.weight": tensors["embed.weight"]}
-    model.load_state_dict(tensors)
+    """Load what model_tensors saved; names left out must be ties to a loaded tensor."""
+    tied = {name for name, _ in model.named_parameters(remove_duplicate=False)} - {
+        name for name, _ in model.named_parameters()
+    }
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or set(missing) - tied:
+        raise KahaniError(
+            f"checkpoint tensors do not fit the model (missing {sorted(set(missing) - tied)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]}); resume with the run's own settings"
+        )
 
 
 def save(

@@ -1,7 +1,7 @@
 """Reading factory datasets, and token shards on disk.
 
 Inputs: a `datasets.save_to_disk` directory (a DatasetDict with train/validation[/test] or a
-single Dataset); a `.jsonl`/`.json`/`.parquet` file; a directory of such files (named
+single Dataset); a `.jsonl`/`.json`/`.parquet`/`.csv` file; a directory of such files (named
 `train.*`, `validation.*` to give splits, else all rows are pooled); or a `.txt` file whose
 documents are separated by blank lines. Without a validation split, rows are split by a hash
 of their `id` (or of their text), so the split never changes between runs.
@@ -11,6 +11,7 @@ uint32 bytes per token, uint64 token count), then the tokens as uint16 or uint32
 document is stored as `<bos> text <eos>`.
 """
 
+import csv
 import hashlib
 import json
 import struct
@@ -46,11 +47,15 @@ def _read_file(path: Path) -> list[Row]:
             raise KahaniError(
                 f"{path} is not JSON lines ({err}); give one JSON object per line"
             ) from err
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
     if suffix == ".txt":
         blocks = path.read_text(encoding="utf-8").split("\n\n")
         return [{"text": b.strip()} for b in blocks if b.strip()]
     raise KahaniError(
-        f"{path}: unknown data format; give a .jsonl, .parquet or .txt file or a dataset directory"
+        f"{path}: unknown data format; give a .jsonl, .parquet, .csv or .txt file or a "
+        "dataset directory"
     )
 
 
@@ -66,7 +71,9 @@ def _read_splits(path: Path) -> dict[str, list[Row]]:
         if isinstance(loaded, datasets.DatasetDict):
             return {name: split.to_list() for name, split in loaded.items()}
         return {"all": loaded.to_list()}
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".jsonl", ".json", ".parquet"))
+    files = sorted(
+        p for p in path.iterdir() if p.suffix.lower() in (".jsonl", ".json", ".parquet", ".csv")
+    )
     if not files:
         raise KahaniError(
             f"{path} holds no dataset, .jsonl or .parquet files; run `factory export` first"
@@ -97,6 +104,8 @@ def read_rows(path: Path, val_fraction: float = 0.05) -> dict[str, list[Row]]:
         val_idx = {i for h, i in keyed if h < val_fraction} or (
             {keyed[0][1]} if len(keyed) > 1 else set()
         )
+        if len(val_idx) == len(rows):  # a tiny file: never hold out every row
+            val_idx = set()
         train = [r for i, r in enumerate(rows) if i not in val_idx]
         val = [r for i, r in enumerate(rows) if i in val_idx]
     if not train:

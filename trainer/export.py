@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 from transformers import GenerationConfig, LlamaConfig, Qwen3Config
 
 from factory.errors import KahaniError
@@ -73,7 +74,7 @@ def to_hf_tensors(model: GPT) -> dict[str, torch.Tensor]:
         out[p + "input_layernorm.weight"] = block.attn_norm.weight
         out[p + "post_attention_layernorm.weight"] = block.mlp_norm.weight
     out["model.norm.weight"] = model.norm.weight
-    if not cfg.tie_embeddings:
+    if not cfg.tie_embeddings and model.lm_head is not None:  # a classifier's GPT has no lm_head
         out["lm_head.weight"] = model.lm_head.weight
     return {k: v.detach().float().contiguous().cpu() for k, v in out.items()}
 
@@ -98,6 +99,35 @@ def export(model: GPT, tokenizer_dir: Path, out: Path) -> Path:
         max_new_tokens=300,
     ).save_pretrained(str(out))
     return out
+
+
+def export_classifier(model: nn.Module, labels: list[str], tokenizer_dir: Path, out: Path) -> Path:
+    """A folder `AutoModelForSequenceClassification` loads: the GPT's weights under `model.`,
+    the head as `score.weight`, labels in id2label; the tokenizer pads with `<pad>`, which
+    transformers uses to find each row's last token."""
+    tok = load_tokenizer(tokenizer_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = hf_config(model.cfg.model_copy(update={"tie_embeddings": False}), tok)
+    config.architectures = [
+        "Qwen3ForSequenceClassification" if model.cfg.qk_norm else "LlamaForSequenceClassification"
+    ]
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    config.save_pretrained(str(out))
+    tensors = to_hf_tensors(model.gpt)
+    tensors["score.weight"] = model.score.weight.detach().float().contiguous().cpu()
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    tok.hf.save_pretrained(str(out))
+    return out
+
+
+def _refuse_classifier(hf: dict) -> None:
+    if any("ForSequenceClassification" in a for a in hf.get("architectures") or []):
+        raise KahaniError(
+            "this folder holds a classifier (from `trainer classify`), not a language model; "
+            "give a run made by `trainer train`, `sft` or `dpo`"
+        )
 
 
 def _model_config(hf: dict) -> ModelConfig:
@@ -137,10 +167,16 @@ def _rope_theta(hf: dict) -> float:
     return float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
 
 
+def hf_dir(path: Path) -> Path:
+    """A run directory's exported folder, or `path` itself when it is one."""
+    return path / "hf" if (path / "hf").is_dir() else path
+
+
 def load_hf(path: Path) -> tuple[GPT, TextTokenizer]:
     """Our model and the tokenizer from an exported folder (or a run directory holding hf/)."""
-    if (path / "hf").is_dir():
-        path = path / "hf"
+    path = hf_dir(path)
+    if (path / "config.json").is_file():  # a classifier's folder: say so, not what it lacks
+        _refuse_classifier(json.loads((path / "config.json").read_text()))
     missing = [f for f in HF_FILES if not (path / f).is_file()]
     if missing:
         raise KahaniError(

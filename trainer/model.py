@@ -10,38 +10,12 @@ F MLP width, V vocabulary, L layers.
 """
 
 import math
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-
-class ModelConfig(BaseModel):
-    """The shape of a model; saved in every checkpoint and mapped onto the exported config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vocab_size: int
-    block_size: int = 512  # longest sequence, and the length of the rotary tables
-    n_layer: int
-    n_head: int
-    d_model: int
-    d_ff: int
-    activation: Literal["silu", "gelu"] = "silu"  # gated either way: SwiGLU or GeGLU
-    qk_norm: bool = False
-    tie_embeddings: bool = True
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    # Training only: on attention weights (Llama's `attention_dropout`) and, as in GPT-2, on
-    # what each attention and MLP branch adds to the residual stream (export keeps the first).
-    dropout: float = 0.0
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_head
-
+from trainer.spec import ModelConfig
 
 # name -> (layers, heads, width). Parameter counts assume an 8k-16k vocabulary.
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -54,18 +28,18 @@ PRESETS: dict[str, tuple[int, int, int]] = {
 
 
 def preset_config(name: str, vocab_size: int, block_size: int, **overrides: object) -> ModelConfig:
-    """A config for a preset; the gated MLP is 8/3 wide so it costs what a 4x GELU MLP costs."""
+    """A config for a preset, with any field overridden (a `d_model` of its own too); the gated
+    MLP is 8/3 as wide as the model, so it costs what a 4x GELU MLP costs."""
     n_layer, n_head, d_model = PRESETS[name]
-    d_ff = 32 * math.ceil(8 * d_model / 3 / 32)
     fields: dict[str, object] = dict(
         vocab_size=vocab_size,
         block_size=block_size,
         n_layer=n_layer,
         n_head=n_head,
         d_model=d_model,
-        d_ff=d_ff,
     )
     fields.update(overrides)
+    fields.setdefault("d_ff", 32 * math.ceil(8 * int(fields["d_model"]) / 3 / 32))
     return ModelConfig.model_validate(fields)
 
 
@@ -191,6 +165,10 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Token ids (B, T) -> logits (B, T, V). With a cache, idx continues what it holds."""
+        return self.lm_head(self.hidden(idx, cache))
+
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Token ids (B, T) -> the final normalised hidden states (B, T, C) the heads read."""
         start = cache.pos if cache is not None else 0
         T = idx.size(1)
         if start + T > self.cfg.block_size:
@@ -201,7 +179,7 @@ class GPT(nn.Module):
             x = block(x, cos, sin, cache)
         if cache is not None:
             cache.pos += T
-        return self.lm_head(self.norm(x))  # (B, T, V)
+        return self.norm(x)
 
 
 def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

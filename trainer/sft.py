@@ -8,14 +8,22 @@ assistant's words and the `<|end|>` that closes each reply, so the model learns 
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from factory.errors import KahaniError
 from trainer.batches import Conversations
 from trainer.data import column, read_rows
-from trainer.export import copy_tokenizer, load_hf
+from trainer.export import copy_tokenizer, hf_dir, load_hf
+from trainer.spec import RunSpec, TrainConfig
 from trainer.tokenizer import END, ROLES, TextTokenizer
-from trainer.train import RunSpec, TrainConfig, distributed, fit, open_run, saved_spec
+from trainer.tracking import Tracking
+from trainer.train import (
+    SAMPLE_PROMPTS,
+    LanguageModeling,
+    distributed,
+    fit,
+    open_run,
+    saved_spec,
+    train_config,
+)
 
 
 def encode_conversation(
@@ -48,6 +56,15 @@ def conversations(
     return Conversations(kept, tok.pad_id)
 
 
+def chat_prompts(examples: Conversations) -> list[list[int]]:
+    """Each conversation up to its first assistant reply: prompts for checkpoint samples."""
+    prompts = []
+    for ids, labels in examples.examples[:SAMPLE_PROMPTS]:
+        first = next(i for i, t in enumerate(labels) if t != -100)
+        prompts.append(ids[:first])
+    return prompts
+
+
 def sft(
     init: Path,
     data: Path,
@@ -56,19 +73,13 @@ def sft(
     resume: bool = False,
     stop_at: int | None = None,
     val_fraction: float = 0.05,
+    tracker: Tracking | None = None,
 ) -> bool:
     """Fine-tune the exported model of run `init` on the `messages` of `data`."""
     model, tok = load_hf(init)
     prior = saved_spec(run_dir) if resume else None
     defaults = TrainConfig(lr=3e-4, warmup_steps=20, steps=500, batch_size=8).model_dump()
-    train_cfg = TrainConfig.model_validate(
-        {**(prior.train.model_dump() if prior else defaults), **train_opts}
-    )
-    if train_cfg.freeze_layers > model.cfg.n_layer:
-        raise KahaniError(
-            f"--freeze-layers {train_cfg.freeze_layers} exceeds the model's "
-            f"{model.cfg.n_layer} layers"
-        )
+    train_cfg = train_config(prior, defaults, train_opts)
     spec = RunSpec(
         kind="sft",
         data=str(data),
@@ -81,19 +92,10 @@ def sft(
     block = model.cfg.block_size + 1  # inputs and targets are the sequence shifted by one
     train_ex = conversations(rows["train"], tok, block, data)
     val_ex = conversations(rows["validation"], tok, block, data) if rows["validation"] else None
-    tok_dir = init / "hf" if (init / "hf").is_dir() else init
     with distributed() as d:
         ckpt = open_run(run_dir, spec, resume, d)
         if d.main:
-            copy_tokenizer(tok_dir, run_dir / "tokenizer")
-        return fit(
-            run_dir,
-            spec,
-            model,
-            train_ex,
-            val_ex,
-            torch.from_numpy(tok.token_bytes()),
-            ckpt,
-            d,
-            stop_at,
-        )
+            copy_tokenizer(hf_dir(init), run_dir / "tokenizer")
+        prompts = chat_prompts(val_ex or train_ex)
+        task = LanguageModeling(tok, train_ex, val_ex, train_cfg, prompts, d.device)
+        return fit(run_dir, spec, model, task, ckpt, d, stop_at, tracker)

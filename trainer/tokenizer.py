@@ -179,6 +179,19 @@ def load_tokenizer(path: Path) -> TextTokenizer:
     return TextTokenizer(hf=hf, bos_id=bos, eos_id=eos, pad_id=pad)
 
 
+def same_tokenizer(a: TextTokenizer, b: TextTokenizer) -> bool:
+    """Whether two tokenizers turn text into the same ids: same vocabulary and merges, same
+    special tokens, same normalizer and pre-tokenizer. Weights trained with one are
+    meaningless with the other."""
+
+    def essentials(tok: TextTokenizer) -> tuple:
+        spec = json.loads(tok.hf.backend_tokenizer.to_str())
+        added = sorted((t["id"], t["content"]) for t in spec.get("added_tokens", []))
+        return (spec["model"], added, spec.get("normalizer"), spec.get("pre_tokenizer"))
+
+    return essentials(a) == essentials(b)
+
+
 @dataclass
 class TokenizerStats:
     fertility: float  # tokens per word (word = letters with their marks)
@@ -195,3 +208,41 @@ def measure(tok: TextTokenizer, texts: list[str]) -> TokenizerStats:
     return TokenizerStats(
         fertility=tokens / max(words, 1), bytes_per_token=nbytes / max(tokens, 1), words=words
     )
+
+
+def compare(folders: list[Path], data: list[Path]) -> list[dict[str, object]]:
+    """Each tokenizer on each language's text: tokens per word, bytes per token and the share
+    of its vocabulary that the text uses. A row's language is its `language` column, or the
+    file's name; all rows of each file count (give held-out text)."""
+    from trainer.data import read_rows
+
+    texts: dict[str, list[str]] = {}
+    for path in data:
+        rows = read_rows(path, 0.0)
+        for row in rows["train"] + rows["validation"]:
+            if row.get("text"):
+                texts.setdefault(str(row.get("language") or path.stem), []).append(row["text"])
+    if not texts:
+        raise KahaniError(f"{', '.join(map(str, data))} hold no 'text' to compare tokenizers on")
+    names = [f.name for f in folders]
+    if len(set(names)) < len(names):
+        names = [str(f) for f in folders]
+    table = []
+    for name, folder in zip(names, folders, strict=True):
+        tok = load_tokenizer(folder)
+        for language, lang_texts in texts.items():
+            stats = measure(tok, lang_texts)
+            ids = tok.encode_batch([unicodedata.normalize("NFC", t) for t in lang_texts])
+            used = len({i for seq in ids for i in seq})
+            table.append(
+                {
+                    "language": language,
+                    "tokenizer": name,
+                    "vocab_size": tok.vocab_size,
+                    "fertility": stats.fertility,
+                    "bytes_per_token": stats.bytes_per_token,
+                    "vocab_used": used / tok.vocab_size,
+                    "words": stats.words,
+                }
+            )
+    return table

@@ -1,4 +1,5 @@
-"""The training loop shared by pretraining and SFT: exact resume, checkpoints, DDP.
+"""The training loop shared by every kind of run (pretrain, sft, classify, dpo): exact resume,
+checkpoints, samples at each checkpoint, DDP. What a kind of run learns is its Task.
 
 Exact resume: the examples of a step come from the step number (see batches.py), the learning
 rate is a function of the step, dropout's RNG is reseeded from (seed, step, rank) at every
@@ -6,72 +7,41 @@ step, and model and optimizer state are restored from the checkpoint. So a run s
 step 20 and resumed reproduces the losses of an uninterrupted run bit for bit.
 
 Multi-process: launch with `torchrun`; NCCL on GPU, gloo on CPU. Each rank reads its own
-rows of the global batch and the loss is normalised by the global token count, so the
-gradient equals one process's with the same global batch.
+rows of the global batch and the loss is normalised by the global count of what it averages
+(tokens, examples or pairs), so the gradient equals one process's with the same global batch.
 """
 
 import json
 import math
 import os
-import signal
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from factory.errors import KahaniError
-from trainer import checkpoint
+from trainer import checkpoint, freeze
 from trainer.batches import Examples, Sampler, TokenWindows
-from trainer.data import token_dtype
-from trainer.export import copy_tokenizer, export
+from trainer.data import read_shard, token_dtype
+from trainer.export import copy_tokenizer, export, load_hf
 from trainer.model import GPT, ModelConfig, preset_config, token_losses
-from trainer.tokenizer import load_tokenizer
+from trainer.options import check, problem, validated, writable_dir
+from trainer.sample import generate, stop_tokens
+from trainer.signals import Interrupted, StopSignal
+from trainer.spec import MODEL_FIELDS, ModelOptions, RunSpec, TrainConfig
+from trainer.tokenizer import TextTokenizer, load_tokenizer, same_tokenizer
+from trainer.tracking import Tracker, Tracking
 
-
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = 2000
-    batch_size: int = 16  # rows per process per micro-step
-    grad_accum: int = 1
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1  # cosine decays to lr * this
-    warmup_steps: int | None = None  # None: the first 5% of the steps
-    weight_decay: float = 0.1  # on 2-D weights only
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    optimizer: Literal["adamw", "muon"] = "adamw"  # muon: hidden matrices by Muon, rest AdamW
-    eval_every: int = 100
-    eval_examples: int = 64
-    checkpoint_every: int = 200
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 1337
-    compile: bool = False
-    freeze_layers: int = 0  # SFT: keep the lowest N blocks fixed
-
-
-class RunSpec(BaseModel):
-    """Everything that defines a run; saved as run.json and inside every checkpoint."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["pretrain", "sft"]
-    data: str
-    init: str | None = None  # the run an SFT run starts from
-    preset: str
-    model: ModelConfig
-    train: TrainConfig
+SAMPLE_PROMPTS, SAMPLE_TOKENS = 2, 48  # completions written at every checkpoint, for reports
 
 
 @dataclass
@@ -127,10 +97,10 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     )
 
 
-def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """AdamW with weight decay on 2-D weights only; with muon, Muon takes the hidden matrices."""
+def build_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW with weight decay on 2-D weights only; with muon, Muon takes the blocks' matrices."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    hidden = [p for n, p in params if p.dim() == 2 and not n.startswith(("embed", "lm_head"))]
+    hidden = [p for n, p in params if p.dim() == 2 and "blocks." in n]
     if cfg.optimizer == "muon":
         muon = torch.optim.Muon(
             hidden, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
@@ -151,6 +121,32 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
         for group in opt.param_groups:
             group["base_lr"] = cfg.lr
     return optimizers
+
+
+class Task(Protocol):
+    """What a kind of run learns and measures; `fit` does the rest.
+
+    A batch is whatever `train.collate` returns. `loss` gives the loss summed over the batch's
+    counted items (tokens, examples or pairs) and sums of any other per-item measures (say,
+    reward accuracy), which the loop averages over the global count and logs.
+    """
+
+    train: Examples
+    validation: Examples | None
+
+    def counted(self, batch: Any) -> int: ...
+
+    def tokens(self, batch: Any) -> int: ...
+
+    def loss(
+        self, net: nn.Module, batch: Any, device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluate(self, model: nn.Module, d: "Dist") -> dict[str, float]: ...
+
+    def samples(self, model: nn.Module) -> list[dict[str, str]]: ...
+
+    def finish(self, model: nn.Module, run_dir: Path) -> None: ...
 
 
 @torch.no_grad()
@@ -187,53 +183,102 @@ def autocast(device: torch.device) -> Any:
     return nullcontext()
 
 
-class StopSignal:
-    """Turns SIGINT/SIGTERM into a request to checkpoint and stop after the current step."""
+class LanguageModeling:
+    """Next-token prediction on token windows (pretraining) or conversations (SFT)."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(
+        self,
+        tok: TextTokenizer,
+        train: Examples,
+        validation: Examples | None,
+        cfg: TrainConfig,
+        prompts: list[list[int]],
+        device: torch.device,
+    ) -> None:
+        self.tok, self.train, self.validation, self.cfg = tok, train, validation, cfg
+        self.prompts = prompts[:SAMPLE_PROMPTS]
+        self.token_bytes = torch.from_numpy(tok.token_bytes()).to(device)
 
-    def __enter__(self) -> "StopSignal":
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
+    def counted(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return int((batch[1] != -100).sum())
 
-    def _handle(self, signum: int, frame: object) -> None:
-        self.requested = True
+    def tokens(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
+        return int((batch[0] != self.tok.pad_id).sum())
 
-    def __exit__(self, *exc: object) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
+    def loss(
+        self, net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = batch[0].to(device), batch[1].to(device)
+        logits = net(x)  # (B, T, V)
+        loss_sum = F.cross_entropy(
+            logits.float().flatten(0, 1), y.flatten(), ignore_index=-100, reduction="sum"
+        )
+        return loss_sum, {}
+
+    def evaluate(self, model: nn.Module, d: "Dist") -> dict[str, float]:
+        assert self.validation is not None
+        return evaluate(model, self.validation, self.token_bytes, self.cfg, d)
+
+    def samples(self, model: nn.Module) -> list[dict[str, str]]:
+        return completions(model, self.tok, self.prompts)
+
+    def finish(self, model: nn.Module, run_dir: Path) -> None:
+        export(model, run_dir / "tokenizer", run_dir / "hf")
+        print(f"exported {run_dir / 'hf'}", flush=True)
 
 
-def _log(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+def completions(model: GPT, tok: TextTokenizer, prompts: list[list[int]]) -> list[dict[str, str]]:
+    """One completion of each prompt with a fixed seed, so checkpoints can be compared."""
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for ids in prompts:
+        (out,) = generate(model, ids, 1, SAMPLE_TOKENS, 0.8, 50, stop_tokens(tok), generator)
+        rows.append({"prompt": tok.decode(ids), "completion": tok.decode(out)})
+    model.train()
+    return rows
 
 
-def _truncate_metrics(run_dir: Path, step: int) -> None:
-    """Drop log rows past the checkpoint being resumed, so the log has no duplicate steps."""
-    path = run_dir / "metrics.jsonl"
-    if path.exists():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(row + "\n" for row in rows))
+def _log(
+    run_dir: Path, row: dict[str, Any], tracker: Tracker | None, name: str = "metrics"
+) -> None:
+    with open(run_dir / f"{name}.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if tracker is not None and name == "metrics":
+        tracker.log(row)
+
+
+def _truncate_logs(run_dir: Path, step: int) -> None:
+    """Drop log rows past the checkpoint being resumed, so the logs have no duplicate steps."""
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = run_dir / name
+        if path.exists():
+            rows = path.read_text(encoding="utf-8").splitlines()
+            kept = [row for row in rows if json.loads(row)["step"] <= step]
+            path.write_text("".join(row + "\n" for row in kept), encoding="utf-8")
+
+
+LABELS = {"val_loss": "val loss", "val_bpb": "val bits/byte"}
+
+
+def _show(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{LABELS.get(k, k.replace('_', ' '))} {v:.4f}" for k, v in metrics.items())
 
 
 def fit(
     run_dir: Path,
     spec: RunSpec,
-    model: GPT,
-    train_ex: Examples,
-    val_ex: Examples | None,
-    token_bytes: torch.Tensor,
+    model: nn.Module,
+    task: Task,
     resume_from: checkpoint.Checkpoint | None,
-    d: Dist,
+    d: "Dist",
     stop_at: int | None = None,
+    tracking: Tracking | None = None,
 ) -> bool:
     """Train `model` in place from step 0 or the checkpoint; True when all steps are done,
-    and then the run's `hf/` folder is written."""
+    and then the task's `finish` has exported the run. Raises Interrupted after
+    checkpointing when SIGINT/SIGTERM asked it to stop."""
     cfg = spec.train
-    for block in model.blocks[: cfg.freeze_layers]:
-        block.requires_grad_(False)
+    trainable_note = freeze.apply(cfg.freeze, model)
     model.to(d.device)
     optimizers = build_optimizers(model, cfg)
     start = 0
@@ -243,55 +288,51 @@ def fit(
             opt.load_state_dict(state)
         start = resume_from.step
         if d.main:
-            _truncate_metrics(run_dir, start)
-    net: torch.nn.Module = model
+            _truncate_logs(run_dir, start)
+    net: nn.Module = model
     if d.world > 1:
         net = DistributedDataParallel(
             model, device_ids=[d.device.index] if d.device.type == "cuda" else None
         )
     if cfg.compile:
         net = torch.compile(net)
-    sampler = Sampler(len(train_ex), cfg.seed)
-    token_bytes = token_bytes.to(d.device)
+    sampler = Sampler(len(task.train), cfg.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     end = min(cfg.steps, stop_at) if stop_at else cfg.steps
-    flops_per_token = (
-        6 * model.num_params()
-        + 12 * spec.model.n_layer * spec.model.d_model * spec.model.block_size
-    )
+    num_params = sum(p.numel() for p in model.parameters())
+    shape = spec.model
+    flops_per_token = 6 * num_params + 12 * shape.n_layer * shape.d_model * shape.block_size
     if d.main:
         print(
-            f"{spec.kind}: {model.num_params() / 1e6:.2f}M parameters, steps {start}..{end} of "
-            f"{cfg.steps}, {d.world} process(es) on {d.device.type}",
+            f"{spec.kind}: {num_params / 1e6:.2f}M parameters, steps {start}..{end} of "
+            f"{cfg.steps}, {d.world} process(es) on {d.device.type}\n{trainable_note}",
             flush=True,
         )
+    tracker = tracking.start(run_dir.name, spec.model_dump()) if tracking and d.main else None
     step = start
     with StopSignal() as stop:
         tick = time.perf_counter()
         while step < end:
             torch.manual_seed(cfg.seed * 1_000_003 + step * d.world + d.rank)  # dropout's RNG
             micro = [
-                train_ex.collate(
+                task.train.collate(
                     sampler.micro_batch(step, m, cfg.grad_accum, cfg.batch_size, d.rank, d.world)
                 )
                 for m in range(cfg.grad_accum)
             ]
-            (counted,) = d.sum([float(sum(int((y != -100).sum()) for _, y in micro))])
-            loss_total = 0.0
-            for m, (x, y) in enumerate(micro):
-                x, y = x.to(d.device), y.to(d.device)
-                sync = nullcontext() if d.world == 1 or m == len(micro) - 1 else net.no_sync()
+            counted, tokens = d.sum(
+                [float(sum(task.counted(b) for b in micro)), float(sum(map(task.tokens, micro)))]
+            )
+            loss_total, extras = 0.0, {}
+            for i, batch in enumerate(micro):
+                sync = nullcontext() if d.world == 1 or i == len(micro) - 1 else net.no_sync()
                 with sync, autocast(d.device):
-                    logits = net(x)  # (B, T, V)
-                    loss_sum = F.cross_entropy(
-                        logits.float().flatten(0, 1),
-                        y.flatten(),
-                        ignore_index=-100,
-                        reduction="sum",
-                    )
-                    # DDP averages gradients over ranks; * world makes that a global token mean
+                    loss_sum, sums = task.loss(net, batch, d.device)
+                    # DDP averages gradients over ranks; * world makes that a global mean
                     (loss_sum * d.world / counted).backward()
                 loss_total += loss_sum.item()
+                for k, v in sums.items():
+                    extras[k] = extras.get(k, 0.0) + v
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip).item()
             factor = lr_factor(step, cfg)
             for opt in optimizers:
@@ -300,36 +341,36 @@ def fit(
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             step += 1
-            (loss_all,) = d.sum([loss_total])
-            (want_stop,) = d.sum([float(stop.requested)])
+            names = sorted(extras)
+            loss_all, want_stop, *extra_all = d.sum(
+                [loss_total, float(stop.requested), *(extras[k] for k in names)]
+            )
             if d.main:
                 elapsed = time.perf_counter() - tick
                 row = {
                     "step": step,
                     "loss": loss_all / counted,
+                    **{k: v / counted for k, v in zip(names, extra_all, strict=True)},
                     "lr": cfg.lr * factor,
                     "grad_norm": grad_norm,
-                    "tokens_per_s": counted / max(elapsed, 1e-9),
+                    "tokens_per_s": tokens / max(elapsed, 1e-9),
                 }
                 if d.device.type == "cuda":  # model flops utilisation against an H100's bf16 peak
                     row["mfu"] = flops_per_token * row["tokens_per_s"] / 989e12
-                _log(run_dir, row)
+                _log(run_dir, row, tracker)
                 if step % cfg.log_every == 0 or step == end or step == start + 1:
+                    shown = "".join(f" {k.replace('_', ' ')} {row[k]:.3f}" for k in names)
                     mfu = f" mfu {row['mfu']:.1%}" if "mfu" in row else ""
                     print(
-                        f"step {step}: loss {row['loss']:.4f} lr {row['lr']:.2e} "
+                        f"step {step}: loss {row['loss']:.4f}{shown} lr {row['lr']:.2e} "
                         f"{row['tokens_per_s']:.0f} tok/s{mfu}",
                         flush=True,
                     )
-            if val_ex is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
-                metrics = evaluate(model, val_ex, token_bytes, cfg, d)
+            if task.validation is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                metrics = task.evaluate(model, d)
                 if d.main:
-                    _log(run_dir, {"step": step, **metrics})
-                    print(
-                        f"step {step}: val loss {metrics['val_loss']:.4f}, "
-                        f"val bits/byte {metrics['val_bpb']:.4f}",
-                        flush=True,
-                    )
+                    _log(run_dir, {"step": step, **metrics}, tracker)
+                    print(f"step {step}: {_show(metrics)}", flush=True)
             if step % cfg.checkpoint_every == 0 or step == end or want_stop:
                 if d.main:
                     checkpoint.save(
@@ -340,20 +381,23 @@ def fit(
                         {"spec": spec.model_dump()},
                         cfg.keep_checkpoints,
                     )
+                    for row in task.samples(model):
+                        _log(run_dir, {"step": step, **row}, None, "samples")
                 d.barrier()
             if want_stop:
-                if d.main:
-                    print(f"stopped at step {step}; continue with --resume", file=sys.stderr)
-                break
+                if tracker is not None:
+                    tracker.finish()
+                raise Interrupted(f"stopped at step {step}; continue with --resume")
             tick = time.perf_counter()
     done = step >= cfg.steps
     if done and d.main:  # every finished run ends with a folder transformers loads
-        export(model, run_dir / "tokenizer", run_dir / "hf")
-        print(f"exported {run_dir / 'hf'}", flush=True)
+        task.finish(model, run_dir)
+    if tracker is not None:
+        tracker.finish()
     return done
 
 
-def open_run(run_dir: Path, spec: RunSpec, resume: bool, d: Dist) -> checkpoint.Checkpoint | None:
+def open_run(run_dir: Path, spec: RunSpec, resume: bool, d: "Dist") -> checkpoint.Checkpoint | None:
     """Check that a new run has a fresh directory, or that a resume keeps the model's shape."""
     ckpt = checkpoint.latest(run_dir) if resume else None
     if resume and ckpt is None:
@@ -375,7 +419,10 @@ def open_run(run_dir: Path, spec: RunSpec, resume: bool, d: Dist) -> checkpoint.
             )
     d.barrier()
     if d.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        writable_dir(run_dir)
+        if ckpt is None:  # logs of a start that never reached a checkpoint are not this run's
+            for stale in ("metrics.jsonl", "samples.jsonl"):
+                (run_dir / stale).unlink(missing_ok=True)
         (run_dir / "run.json").write_text(spec.model_dump_json(indent=1))
     return ckpt
 
@@ -385,6 +432,71 @@ def saved_spec(run_dir: Path) -> RunSpec | None:
     return RunSpec.model_validate_json(path.read_text()) if path.exists() else None
 
 
+def train_config(
+    prior: RunSpec | None, defaults: dict[str, Any], opts: dict[str, Any]
+) -> TrainConfig:
+    """The run's settings: the resumed run's (or these defaults), then the flags given."""
+    base = prior.train.model_dump() if prior else defaults
+    return validated(TrainConfig, {**base, **check(TrainConfig, opts)})
+
+
+def _data_meta(data_dir: Path) -> dict[str, Any]:
+    meta_path = data_dir / "meta.json"
+    if not meta_path.is_file():
+        raise KahaniError(
+            f"{data_dir} is not token data from `trainer prepare` (no meta.json); make it with "
+            f"`trainer prepare {data_dir} --tokenizer TOK --out data/` and pass --data data/"
+        )
+    return json.loads(meta_path.read_text())
+
+
+def _story_prompts(tok: TextTokenizer, shards: list[Path]) -> list[list[int]]:
+    """`<bos>` and the first 6 tokens of the first documents: prompts for checkpoint samples."""
+    prompts: list[list[int]] = []
+    for path in shards:
+        tokens = read_shard(path)
+        starts = (tokens[: 1 << 16] == tok.bos_id).nonzero()[0]
+        for s in starts[:SAMPLE_PROMPTS]:
+            prompts.append([int(t) for t in tokens[s : s + 7]])
+        if len(prompts) >= SAMPLE_PROMPTS:
+            break
+    return prompts or [[tok.bos_id]]
+
+
+def _model_for(
+    init: Path | None, prior: RunSpec | None, tok: TextTokenizer, model_opts: dict[str, Any]
+) -> tuple[str, ModelConfig, dict[str, torch.Tensor] | None]:
+    """(preset, shape, starting weights or None) for a new, resumed or initialised run."""
+    given = check(ModelOptions, model_opts)
+    if init is not None and prior is None:  # on resume, the checkpoint holds the weights
+        shape_flags = sorted(set(given) - {"block_size", "dropout"})
+        if shape_flags:
+            raise KahaniError(
+                f"--init {init} sets the model's shape; drop "
+                + ", ".join("--" + f.replace("_", "-") for f in shape_flags)
+            )
+        base, init_tok = load_hf(init)
+        if not same_tokenizer(tok, init_tok):
+            raise KahaniError(
+                f"--init {init} was trained with another tokenizer than the data's; prepare "
+                f"the data with that run's tokenizer: trainer prepare DATA --tokenizer "
+                f"{init}/tokenizer --out DIR"
+            )
+        cfg = validated(ModelConfig, {**base.cfg.model_dump(), **given})
+        return "from-init", cfg, base.state_dict()
+    if prior is not None and "preset" not in given:  # resume: the run's shape, flags on top
+        fields = {MODEL_FIELDS.get(k, k): v for k, v in given.items()}
+        return prior.preset, validated(ModelConfig, {**prior.model.model_dump(), **fields}), None
+    preset = given.pop("preset", None) or "tiny"
+    block_size = given.pop("block_size", None) or (prior.model.block_size if prior else 256)
+    fields = {MODEL_FIELDS.get(k, k): v for k, v in given.items()}
+    try:
+        cfg = preset_config(preset, tok.vocab_size, block_size, **fields)
+    except ValidationError as err:
+        raise KahaniError(f"model shape: {problem(err)}") from err
+    return preset, cfg, None
+
+
 def pretrain(
     data_dir: Path,
     run_dir: Path,
@@ -392,34 +504,31 @@ def pretrain(
     train_opts: dict[str, Any],
     resume: bool = False,
     stop_at: int | None = None,
+    init: Path | None = None,
+    tracker: Tracking | None = None,
 ) -> bool:
-    """Pretrain on `trainer prepare` output. Options left out come from run.json on resume."""
-    meta_path = data_dir / "meta.json"
-    if not meta_path.exists():
-        raise KahaniError(
-            f"{data_dir} has no meta.json; make it with `trainer prepare DATA --out {data_dir}`"
-        )
-    meta = json.loads(meta_path.read_text())
+    """Pretrain on `trainer prepare` output, from scratch or from run `init`'s weights (continued
+    pretraining, say on a second language). Options left out come from run.json on resume."""
+    meta = _data_meta(data_dir)
     tok = load_tokenizer(data_dir / "tokenizer")
     token_dtype(tok.vocab_size, meta["dtype"])
     prior = saved_spec(run_dir) if resume else None
-    base_model: dict[str, Any] = prior.model.model_dump() if prior else {}
-    preset = model_opts.pop("preset", None) or (prior.preset if prior else "tiny")
-    block_size = model_opts.pop("block_size", None) or base_model.get("block_size", 256)
-    shape = {
-        k: base_model[k]
-        for k in ("qk_norm", "activation", "tie_embeddings", "dropout")
-        if k in base_model
-    }
-    model_cfg = preset_config(preset, tok.vocab_size, block_size, **{**shape, **model_opts})
-    train_cfg = TrainConfig.model_validate(
-        {**(prior.train.model_dump() if prior else {}), **train_opts}
-    )
+    if prior and prior.init and init is None:
+        init = Path(prior.init)
+    preset, model_cfg, weights = _model_for(init, prior, tok, dict(model_opts))
+    train_cfg = train_config(prior, TrainConfig().model_dump(), train_opts)
     spec = RunSpec(
-        kind="pretrain", data=str(data_dir), preset=preset, model=model_cfg, train=train_cfg
+        kind="pretrain",
+        data=str(data_dir),
+        init=str(init) if init else None,
+        preset=preset,
+        model=model_cfg,
+        train=train_cfg,
     )
-    train_ex = TokenWindows([data_dir / s for s in meta["splits"]["train"]["shards"]], block_size)
-    val_shards = meta["splits"]["validation"]["shards"]
+    block_size = model_cfg.block_size
+    train_shards = [data_dir / s for s in meta["splits"]["train"]["shards"]]
+    train_ex = TokenWindows(train_shards, block_size)
+    val_shards = [data_dir / s for s in meta["splits"]["validation"]["shards"]]
     with distributed() as d:
         ckpt = open_run(run_dir, spec, resume, d)
         if d.main:
@@ -427,21 +536,17 @@ def pretrain(
         # A small validation split (5% of a few hundred stories) still measures something:
         # its windows may be shorter than the training context.
         val_block = min(block_size, meta["splits"]["validation"]["tokens"] - 1)
-        val_ex = (
-            TokenWindows([data_dir / s for s in val_shards], val_block)
-            if val_shards and val_block > 0
-            else None
-        )
+        val_ex = TokenWindows(val_shards, val_block) if val_shards and val_block > 0 else None
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg)
-        return fit(
-            run_dir,
-            spec,
-            model,
+        if weights is not None:
+            checkpoint.load_model_tensors(model, weights)
+        task = LanguageModeling(
+            tok,
             train_ex,
             val_ex,
-            torch.from_numpy(tok.token_bytes()),
-            ckpt,
-            d,
-            stop_at,
+            train_cfg,
+            _story_prompts(tok, val_shards or train_shards),
+            d.device,
         )
+        return fit(run_dir, spec, model, task, ckpt, d, stop_at, tracker)

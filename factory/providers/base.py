@@ -15,9 +15,13 @@ class GenerationParams(BaseModel):
     model: str
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None  # local models; sent to other servers only when set
     max_tokens: int | None = None
     seed: int | None = None
     json_mode: bool = False  # response_format={"type": "json_object"} where supported
+    # Local models only: continue the last message's text as is, with no chat template
+    # (scoring a pretrained story model on story openings).
+    continuation: bool = False
 
 
 class ChatRequest(BaseModel):
@@ -68,9 +72,15 @@ class ProviderError(Exception):
 
 class Provider(Protocol):
     name: str
+    max_in_flight: int | None  # more concurrent requests than this only queue up
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Answer one request or raise ProviderError."""
+        ...
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop work that costs nothing to redo (local decoding); paid requests on
+        the wire are left to land."""
         ...
 
     async def close(self) -> None: ...

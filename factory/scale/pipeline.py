@@ -23,46 +23,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from factory.clean import Cleaner
+from factory.clean import Cleaner, limits_of, settings_for
 from factory.errors import KahaniError
-from factory.importer import answer_of, import_config, read_rows
+from factory.importer import answer_of, read_rows
 from factory.languages import Language, get_language
-from factory.runconfig import load_config
 from factory.scale import formats, require_datatrove, runstore
-from factory.validate import Limits
+from factory.scale.options import ScaleOptions
+from factory.settings import CleanSettings, load_config
 
 if TYPE_CHECKING:
     from factory.scale.stages import Job
 
 STAGES = ("signatures", "buckets", "clusters", "write")
-
-
-class ScaleOptions(BaseModel):
-    """The --executor flags of `factory clean`, checked at the boundary."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    executor: Literal["local", "slurm", "ray"]
-    tasks: int = Field(1, gt=0, le=100_000)
-    workers: int | None = Field(None, gt=0)  # tasks running at once (default: all of them)
-    mem_gb: float = Field(2.0, gt=0)  # Slurm and Ray: memory reserved per task
-    slurm_partition: str | None = None
-    slurm_time: str = "24:00:00"
-    ray_address: str | None = None  # default: a Ray instance on this machine, for this run
-    work: Path | None = None  # default: <run>/scale-work
-
-    @classmethod
-    def from_flags(cls, **flags: object) -> "ScaleOptions":
-        try:
-            return cls.model_validate({k: v for k, v in flags.items() if v is not None})
-        except ValidationError as err:
-            problem = err.errors()[0]
-            flag = "--" + str(problem["loc"][0]).replace("_", "-")
-            raise KahaniError(f"{flag}: {problem['msg']}") from None
 
 
 @dataclass
@@ -103,12 +77,12 @@ def clean_at_scale(
     lang: str | None,
     out: Path | None,
     column: str | None,
-    limits: Limits,
-    threshold: float,
+    flags: dict[str, Any],
     options: ScaleOptions,
 ) -> ScaleResult:
     """Validate and deduplicate a run folder or files on datatrove; the same verdicts as the
-    in-process `factory clean`, written into the same run store."""
+    in-process `factory clean`, written into the same run store. `flags`: the clean settings
+    given (`CleanSettings` fields); the rest are the run's own, or the defaults for files."""
     require_datatrove()
     if options.executor == "slurm":
         if not options.slurm_partition:
@@ -117,7 +91,7 @@ def clean_at_scale(
             raise KahaniError("--executor slurm: no sbatch on PATH; run this on a Slurm login node")
     if options.executor == "ray" and importlib.util.find_spec("ray") is None:
         raise KahaniError("--executor ray needs ray: pip install ray")
-    job = plan(source, lang, out, column, limits, threshold, options.tasks, options.work)
+    job = plan(source, lang, out, column, flags, options.tasks, options.work)
     stages = _stages(job)
     if options.executor == "slurm":
         with _console_to(job.work / "logs" / "slurm.log"):
@@ -160,8 +134,7 @@ def plan(
     lang: str | None,
     out: Path | None,
     column: str | None,
-    limits: Limits,
-    threshold: float,
+    flags: dict[str, Any],
     tasks: int,
     work: Path | None,
 ) -> "Job":
@@ -172,11 +145,12 @@ def plan(
     if (path / "config.json").is_file():
         run_dir = path.resolve()
         config = load_config(run_dir)
-        cleaner = Cleaner.for_run(config, limits)
+        settings = settings_for(config, flags)
+        cleaner = Cleaner.for_run(config, settings)
         fingerprint: dict = {"run": dataclasses.asdict(runstore.answer_counts(run_dir))}
         ranges = tuple(runstore.answer_ranges(run_dir, tasks))
         files: tuple[str, ...] = ()
-        language = config.language
+        language = config.lang
     else:
         if lang is None:
             raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
@@ -187,30 +161,29 @@ def plan(
         if out is None and glob.has_magic(source):
             raise KahaniError(f"{source}: give --out, the run folder to create for these files")
         run_dir = (out or Path("runs") / f"{path.stem}-clean").resolve()
-        cleaner = Cleaner.for_run(import_config(path, language_, run_dir.name, 1), limits)
+        settings = CleanSettings.model_validate(flags)
+        cleaner = Cleaner.for_import(language_, limits_of(settings))
         fingerprint = {"files": [_file_stamp(f) for f in files]}
         ranges = ()
     work = (work or run_dir / "scale-work").resolve()
-    settings = {
+    recorded = {
         **fingerprint,
         "language": language,
         "column": column,
-        "limits": limits.model_dump(),
-        "threshold": threshold,
+        "clean": settings.model_dump(),
         "tasks": tasks,
     }
-    resuming = _prepare_work(work, settings)
+    resuming = _prepare_work(work, recorded)
     if files and (run_dir / "store.sqlite").exists() and not resuming:
         raise KahaniError(f"{run_dir} already holds a run; choose another --out")
     if not resuming:
         work.mkdir(parents=True)
-        (work / "settings.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        (work / "settings.json").write_text(json.dumps(recorded, indent=1), encoding="utf-8")
     return Job(
         work=work,
         run_dir=run_dir,
         language=language,
-        limits=limits,
-        threshold=threshold,
+        settings=settings,
         tasks=tasks,
         files=files,
         column=column,

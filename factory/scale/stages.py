@@ -27,14 +27,15 @@ from pathlib import Path
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from factory.clean import Cleaner, Judged, duplicate_judged
+from factory.clean import Cleaner, duplicate_row, verdict_row
 from factory.dedup import Deduplicator, MinHasher, jaccard
 from factory.errors import KahaniError
 from factory.importer import imported_row, read_rows
 from factory.languages import get_language
 from factory.scale import formats, peak_rss_bytes, runstore
 from factory.scale.clusters import RepeatedId, greedy_duplicates
-from factory.validate import Limits, Verdict
+from factory.settings import CleanSettings
+from factory.validate import Verdict
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,17 @@ class Job:
     work: Path
     run_dir: Path
     language: str
-    limits: Limits
-    threshold: float
+    settings: CleanSettings  # the validators' thresholds and the near-duplicate threshold
     tasks: int  # tasks of the signatures stage, and of the buckets stage (key-range slices)
     files: tuple[str, ...] = ()  # input files, in prompt order; empty for a run folder
     column: str | None = None
     ranges: tuple[tuple[int, int], ...] = ()  # run folder: prompt-index range of each task
     pattern: str = ""  # files: what the user gave, for the run's config.json
     cleaner: Cleaner | None = field(default=None, compare=False)
+
+    @property
+    def threshold(self) -> float:
+        return self.settings.dedup_threshold
 
     @property
     def imported(self) -> bool:
@@ -405,11 +409,11 @@ class WriteRun(PipelineStep):
         job = self.job
         with reported(job, "write", rank):
             if job.imported:
-                from factory.importer import import_config
-                from factory.runconfig import save_config
+                from factory.importer import imported_config
+                from factory.settings import save_config
 
                 rows = sum(formats.count_records(p) for p in self._record_paths())
-                config = import_config(
+                config = imported_config(
                     Path(job.pattern), get_language(job.language), job.run_dir.name, rows
                 )
                 job.run_dir.mkdir(parents=True, exist_ok=True)
@@ -440,18 +444,16 @@ class WriteRun(PipelineStep):
                 text=record["text"],
                 messages=json.loads(record["messages"]) if record["messages"] else [],
             )
-            judged = Judged(record["prompt_id"], verdict)
+            row = verdict_row(record["prompt_id"], verdict)
             if dup is not None and dup[0] == order:
                 _, reason, duplicate_of, similarity = dup
                 if reason == "skip":
                     continue  # a repeated row: the importer keeps it once
-                judged = duplicate_judged(
-                    record["prompt_id"], verdict, reason, duplicate_of, similarity
-                )
+                row = duplicate_row(record["prompt_id"], verdict, reason, duplicate_of, similarity)
             answer = Answer(**json.loads(record["answer"])) if record["answer"] else None
             yield runstore.CleanRow(
                 index=order,
-                judged=judged,
+                verdict=row,
                 variables=json.loads(record["variables"]) if record["variables"] else None,
                 answer=answer,
                 failure=record["failure"],

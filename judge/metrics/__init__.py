@@ -86,7 +86,7 @@ def _run(metric: Metric, samples: Sequence[Sample]) -> MetricResult:
     return MetricResult(
         metric.name,
         metric.higher_is_better,
-        metric.signature,
+        scores.signature or metric.signature,
         per_sample,
         corpus,
         details=scores.details,

@@ -24,11 +24,14 @@ class Scores:
 
     `corpus` is left None by per-sample metrics: compute() takes the mean of `per_sample`.
     `details` carries metric-specific extras for the report (the top inconsistent spellings).
+    `signature` replaces the metric's own where a setting is known only once it runs (which
+    embedding model loaded).
     """
 
     per_sample: list[float | None]
     corpus: float | None = None
     details: dict[str, Any] | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True)

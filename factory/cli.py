@@ -314,6 +314,7 @@ def clean(
     ] = False,
     rubric: Annotated[Path | None, option(G, "rubric")] = None,
     min_score: Annotated[float | None, option(G, "min_score")] = None,
+    batch_poll_seconds: Annotated[float | None, option(S, "batch_poll_seconds")] = None,
     prices: Prices = None,
 ) -> None:
     """Validate, decontaminate and deduplicate answers, and optionally grade them with a
@@ -327,6 +328,7 @@ def clean(
     """
     from factory.clean import Cleaner, clean_store, require_kept
     from factory.decontaminate import decontaminator_for
+    from factory.evalsets import read_eval_prompts
     from factory.grading import grading_for
     from factory.importer import import_file
     from factory.languages import get_language
@@ -346,9 +348,7 @@ def clean(
     )
     checked(CleanSettings, flags, "flags")
     checked(G, given(judge=judge, rubric=rubric, min_score=min_score), "flags")
-    for path in decontaminate or []:
-        if not path.is_file():
-            raise KahaniError(f"--decontaminate {path}: no such file")
+    checked(S, given(batch_poll_seconds=batch_poll_seconds), "flags")
     run_dir = source
     is_run = (source / "config.json").is_file()
     if not is_run:
@@ -358,10 +358,22 @@ def clean(
             raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
         run_dir = out or Path("runs") / f"{source.stem}-clean"
     language = get_language(lang if not is_run else load_config(run_dir).lang)
+    for path in decontaminate or []:  # read now: a bad file stops us before anything is written
+        if not path.is_file():
+            raise KahaniError(f"--decontaminate {path}: no such file")
+        read_eval_prompts(path, language.name)
     grading = None
     if judge:  # checked before anything is imported or written
         grading = grading_for(
-            judge, judge_base_url, judge_api_key, judge_batch, rubric, min_score, language, run_dir
+            judge,
+            judge_base_url,
+            judge_api_key,
+            judge_batch,
+            rubric,
+            min_score,
+            language,
+            run_dir,
+            batch_poll_seconds,
         )
     elif min_score is not None or rubric is not None or judge_batch:
         raise KahaniError("--min-score, --rubric and --judge-batch need --judge provider:model")

@@ -52,7 +52,8 @@ UNKNOWN_PROMPT = "(not known: the text was imported)"
 REASON_KEYS = ("reasoning", "reason", "explanation", "justification", "rationale", "comment")
 SCORE_KEYS = ("score", "rating", "value", "grade")
 _NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out of)\s*(\d+(?:\.\d+)?))?\s*\.?\s*", re.I)
-_LINE = re.compile(r"^[\s\-*#>•\d.)]*([A-Za-z][A-Za-z _\-]*?)[\s*]*[:=][\s*]*(.+?)\s*$", re.M)
+# "- **Prompt Following**: 8/10", "2. overall = 7": a key, then its value, on one line
+_LINE = re.compile(r"^[ \t\-*#>•\d.)]*([A-Za-z][A-Za-z _\-]*?)[ \t*]*[:=][ \t*]*(.+?)[ \t]*$", re.M)
 
 
 def normalize_key(key: str) -> str:
@@ -268,6 +269,7 @@ def grading_for(
     min_score: float | None,
     language: Language,
     run_dir: Path,
+    batch_poll_seconds: float | None = None,
 ) -> Grading:
     """The grading of a `factory clean --judge SPEC`, every flag checked before anything is
     sent or written; the judge's answers are kept in RUN_DIR/grades.sqlite."""
@@ -296,6 +298,7 @@ def grading_for(
         model=model,
         base_url=base_url,
         api_key=SecretStr(key) if key else None,
+        **({"batch_poll_seconds": batch_poll_seconds} if batch_poll_seconds else {}),
     )
     check_endpoint(endpoint)
     return Grading(rubric, endpoint, run_dir / "grades.sqlite", language.name, min_score)

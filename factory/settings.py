@@ -181,8 +181,6 @@ FIXED = (
     "gen_seed",
     "json_mode",
     "diversify",
-    "from_dataset",
-    "column_map",
 )
 # Names an older kahani wrote in config.json, and what they are called now.
 _RENAMED = {"language": "lang", "variables": "var"}

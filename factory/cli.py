@@ -269,7 +269,7 @@ def generate(
 @app.command()
 def clean(
     source: Annotated[
-        Path, typer.Argument(help="A run folder, or a .jsonl/.parquet file or dataset folder.")
+        Path, typer.Argument(help="A run folder, or a .jsonl/.parquet/.csv file or dataset folder.")
     ],
     lang: Annotated[
         str | None, typer.Option("--lang", help="Language of a file (run folders know theirs).")

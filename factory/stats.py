@@ -77,7 +77,8 @@ def compute_stats(store: RunStore, config: RunConfig, prices: PriceTable) -> Run
     )
     lists = _word_lists(config)
     used: dict[str, set[str]] = {name: set() for name, _ in lists.values()}
-    scan = DatasetScan(config.lang, hinglish=config.lang == "hinglish")
+    # Kept texts are NFC already: validation normalizes every answer before it keeps it.
+    scan = DatasetScan(config.lang, hinglish=config.lang == "hinglish", nfc_texts=True)
     for row in store.iter_kept():
         stats.kept += 1
         stats.lengths[scan.add(row.text, row.variables)] += 1

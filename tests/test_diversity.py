@@ -151,6 +151,8 @@ def test_hinglish_cmi_distribution_and_dataset_wide_spelling_consistency():
     assert c.texts == 6 and c.mean == pytest.approx(50 / 3)
     assert c.histogram[0] == 4 and c.histogram[-1] == 2
     assert c.consistency == 1.0  # every Hindi word spelled one way
+    speakers = scan(["A: arre yaar\nB: haan bhai, office"], language="hinglish")
+    assert speakers.openings == [("arre yaar haan bhai", 1)]  # the A:/B: labels are not words
     mixed = scan(["nahi yaar", "nahin yaar"], language="hinglish").codemix
     assert mixed.consistency < 1.0
     assert mixed.inconsistent[0]["variants"] == {"nahi": 1, "nahin": 1}

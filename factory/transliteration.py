@@ -1,7 +1,7 @@
 """Romanized Hindi spellings of one word, grouped, and how consistently a text spells them.
 
-Moved down from `judge/metrics/codemix.py` (verbatim) so that `factory stats` can measure a
-whole Hinglish dataset's transliteration consistency; `judge.metrics.codemix` imports these.
+Here, below both users, so that `factory stats` measures a whole Hinglish dataset's
+transliteration consistency as the judge's metric (`judge.metrics.codemix`) does.
 The cannot-link constraints come from the gold list (`factory/spellings.py`).
 
 Transliteration consistency has no standard definition; ours: group the spellings of the same
@@ -227,7 +227,7 @@ def group_spellings(
     Within a phonetic-key bucket, spellings are taken most frequent first; each joins the first
     group whose founder it can be the same word as (`same_word`) and none of whose members it
     must stay apart from (`constraints`: the gold list's distinct lines, see
-    judge.metrics.spellings; the shipped list by default), or founds one. Comparing with
+    factory.spellings; the shipped list by default), or founds one. Comparing with
     founders, not with any member, keeps chains from forming.
     """
     constraints = shipped_constraints() if constraints is None else constraints

@@ -160,8 +160,8 @@ def test_hinglish_cmi_distribution_and_dataset_wide_spelling_consistency():
 
 def test_the_moved_spelling_grouping_equals_the_judge_metric():
     from factory import transliteration
+    from factory.spellings import read_gold
     from judge.metrics import codemix as judge_codemix
-    from judge.metrics.spellings import read_gold
 
     words = read_gold().words()
     counts = {w: i % 7 + 1 for i, w in enumerate(words)}

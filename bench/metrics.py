@@ -9,7 +9,7 @@ copies with a tenth of their words dropped, repeated or swapped.
 
 Code-mixing goal: 100,000 utterances (CMI, M-index, I-index, transliteration consistency, one
 process) under 30 s on 2 cores. The spelling grouping behind transliteration consistency is
-also measured on the gold list (judge/metrics/hinglish_spellings.txt): pairwise precision and
+also measured on the gold list (factory/hinglish_spellings.txt): pairwise precision and
 recall per section, with the shipped constraints, with the [dev] constraints only (so
 [held-out] measures the rules on words they were not written for), and with the rules alone;
 goal: precision >= 0.95 at recall >= 0.9. chrF baseline: what a caller of sacrebleu writes for
@@ -31,10 +31,10 @@ import sacrebleu
 
 from factory.codemix import HI, tag_tokens
 from factory.paths import VOCAB_DIR
+from factory.spellings import SECTIONS, cannot_link, pair_scores, read_gold
+from factory.transliteration import group_spellings
 from factory.vocab import read_word_list
 from judge.metrics import compute
-from judge.metrics.codemix import group_spellings
-from judge.metrics.spellings import SECTIONS, cannot_link, pair_scores, read_gold
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "corpus"
 CODEMIX = ["cmi", "m_index", "i_index", "transliteration_consistency"]

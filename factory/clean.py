@@ -6,16 +6,19 @@ recomputes them, and no raw answer is ever changed or deleted.
 """
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from factory.decontaminate import Decontaminator
 from factory.dedup import Deduplicator
 from factory.errors import KahaniError
+from factory.grading import UNKNOWN_PROMPT, Grading
 from factory.languages import Language, get_language
 from factory.paths import TEMPLATES_DIR
 from factory.settings import CleanSettings, RunConfig
-from factory.store import RunStore, VerdictRow
-from factory.templates import PromptTemplate, template_path
+from factory.store import INPUT_REASONS, RunStore, VerdictRow
+from factory.templates import PromptTemplate, find_template, template_path
 from factory.validate import Limits, Verdict, check_conversation, check_story
 
 
@@ -44,7 +47,11 @@ class Cleaner:
         limits = limits_of(settings or config)
         if config.provider == "import":
             return cls.for_import(language, limits)
-        path = config.template or template_path(TEMPLATES_DIR, language.kind, language.name)
+        path = (
+            find_template(config.template)
+            if config.template
+            else template_path(TEMPLATES_DIR, language.kind, language.name)
+        )
         header = PromptTemplate(Path(path)).header
         return cls(language, header.json_key, header.forbidden, limits)
 
@@ -85,6 +92,23 @@ def settings_for(config: RunConfig, flags: dict[str, Any]) -> CleanSettings:
     return CleanSettings.model_validate({**stored, **flags})
 
 
+def check_answer(
+    cleaner: Cleaner,
+    decontaminator: Decontaminator | None,
+    answer: str,
+    finish_reason: str | None,
+    variables: dict,
+) -> Verdict:
+    """What one answer is before deduplication: validated, then decontaminated (so a
+    contaminated text never stands for its near-copies). The in-process and the distributed
+    clean both judge answers here."""
+    verdict = cleaner.check(answer, finish_reason, variables)
+    found = decontaminator.check(verdict.text) if verdict.ok and decontaminator else None
+    if found:
+        return Verdict("contaminated", found.detail(), verdict.text, verdict.messages)
+    return verdict
+
+
 def verdict_row(prompt_id: str, verdict: Verdict) -> VerdictRow:
     return VerdictRow(prompt_id, verdict.reason, verdict.detail, verdict.text, verdict.messages)
 
@@ -103,20 +127,31 @@ def duplicate_row(
 def failure_rows(store: RunStore) -> list[VerdictRow]:
     """Prompts that never got an answer are missing from the dataset too: say why."""
     rows = []
-    for prompt_id, error in store.failed_prompts():
+    for prompt_id, error in store.failed_prompts() + store.invalid_prompts():
         reason, _, detail = error.partition(": ")
-        if reason != "corrupt_line":
+        if reason not in INPUT_REASONS:
             reason, detail = "request_failed", error
         rows.append(VerdictRow(prompt_id, reason, detail))
     return rows
 
 
-def clean_store(store: RunStore, cleaner: Cleaner, threshold: float) -> Counter[str]:
-    """Judge every answer of a run in prompt order; returns counts by reason ("ok" = kept)."""
+def clean_store(
+    store: RunStore,
+    cleaner: Cleaner,
+    threshold: float,
+    *,
+    decontaminator: Decontaminator | None = None,
+    grading: Grading | None = None,
+) -> Counter[str]:
+    """Judge every answer of a run in prompt order; returns counts by reason ("ok" = kept).
+
+    The checks run in order of cost: validation, then decontamination (before deduplication,
+    so a contaminated text never stands for its near-copies), then deduplication, then the
+    judge's grades of what is still kept."""
     dedup = Deduplicator(threshold=threshold)
     rows = []
     for prompt_id, variables, answer, finish_reason in store.answers_in_order():
-        verdict = cleaner.check(answer, finish_reason, variables)
+        verdict = check_answer(cleaner, decontaminator, answer, finish_reason, variables)
         if not verdict.ok:
             rows.append(verdict_row(prompt_id, verdict))
             continue
@@ -126,9 +161,44 @@ def clean_store(store: RunStore, cleaner: Cleaner, threshold: float) -> Counter[
             continue
         kind = "duplicate" if seen.status == "exact_duplicate" else "near_duplicate"
         rows.append(duplicate_row(prompt_id, verdict, kind, seen.duplicate_of, seen.jaccard))
+    if grading is not None:
+        rows = _graded(store, rows, grading)
+    else:
+        store.replace_grades([], None)  # grades are derived like verdicts: none this time
     rows += failure_rows(store)
     store.replace_verdicts(rows)
     return Counter(row.reason or "ok" for row in rows)
+
+
+def _graded(store: RunStore, rows: list[VerdictRow], grading: Grading) -> list[VerdictRow]:
+    """Grade the kept rows (the judge sees what the writer was asked and the clean text);
+    with a threshold, those below it become `low_score` and those without a usable grade
+    `unscored`. The grades are saved whatever the threshold."""
+    kept = [row for row in rows if row.reason is None]
+    sent = store.messages_of(row.prompt_id for row in kept)
+    grades = grading.grade(
+        {row.prompt_id: (_asked(sent.get(row.prompt_id)), row.text) for row in kept}
+    )
+    store.replace_grades(grades.values(), grading.describe())
+    if grading.min_score is None:
+        return rows
+    key, threshold = grading.rubric.score_key, grading.min_score
+    judged = []
+    for row in rows:
+        grade = grades.get(row.prompt_id) if row.reason is None else None
+        if grade is not None and grade.score is None:
+            row = replace(row, reason="unscored", detail=f"{grading.judge}: {grade.problem}")
+        elif grade is not None and grade.score < threshold:
+            detail = f"{key} {grade.score:g} < --min-score {threshold:g} ({grading.judge})"
+            row = replace(row, reason="low_score", detail=detail)
+        judged.append(row)
+    return judged
+
+
+def _asked(messages: list[dict] | None) -> str:
+    """The last user message sent for a prompt (imported texts had none)."""
+    users = [m["content"] for m in messages or [] if m.get("role") == "user"]
+    return users[-1] if users else UNKNOWN_PROMPT
 
 
 def rejects_summary(counts: Counter[str]) -> str:

@@ -17,7 +17,7 @@ from factory.finetune_cli import app as finetune_app
 from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
 from factory.scale.options import ScaleOptions
-from factory.settings import CleanSettings, RunSettings, checked
+from factory.settings import CleanSettings, GradeSettings, RunSettings, checked
 
 app = typer.Typer(
     help="Make training data: render unique prompts, send them to an LLM, keep the answers.",
@@ -28,6 +28,12 @@ app = typer.Typer(
 app.add_typer(finetune_app, name="finetune")
 
 S = RunSettings
+G = GradeSettings
+X = ScaleOptions
+_DECONTAMINATE_HELP = (
+    CleanSettings.model_fields["decontaminate"].description
+    + " Repeat for several files. [default: the shipped evaluation sets only]"
+)
 Lang = Annotated[str | None, option(S, "lang", help=f"One of: {', '.join(LANGUAGES)}.")]
 Count = Annotated[int | None, option(S, "n")]
 Start = Annotated[int | None, option(S, "start")]
@@ -45,7 +51,6 @@ Prices = Annotated[
     Path | None, typer.Option(help="Price table (TOML) [default: the shipped factory/prices.toml].")
 ]
 RunDir = Annotated[Path, typer.Argument(help="A run folder, e.g. runs/hindi-gpt-4o-mini-seed0.")]
-X = ScaleOptions
 
 
 def _prices(path: Path | None):
@@ -77,6 +82,7 @@ def prompts(
     template: TemplateOpt = None,
     vocab_dir: VocabOpt = None,
     var: VarOpt = None,
+    diversify: Annotated[bool, typer.Option(help=S.model_fields["diversify"].description)] = False,
     out: Annotated[Path | None, typer.Option(help="Write JSONL here instead of stdout.")] = None,
 ) -> None:
     """Print prompts as JSONL (id, index, variables, messages), one per line.
@@ -91,7 +97,7 @@ def prompts(
         raise KahaniError("--lang is required")
     count, first = values.get("n", 10), values.get("start", 0)
     prompts = prompt_set(
-        get_language(lang), template, vocab_dir, values.get("seed", 0), _overrides(var)
+        get_language(lang), template, vocab_dir, values.get("seed", 0), _overrides(var), diversify
     )
     prompts.check_count(count, first)
     lines = (p.model_dump_json() + "\n" for p in prompts.take(count, first))
@@ -140,6 +146,14 @@ def generate(
     template: TemplateOpt = None,
     vocab_dir: VocabOpt = None,
     var: VarOpt = None,
+    diversify: Annotated[bool | None, option(S, "diversify", "--diversify/--no-diversify")] = None,
+    from_dataset: Annotated[Path | None, option(S, "from_dataset", metavar="PATH")] = None,
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column-map", help=S.model_fields["column_map"].description, metavar="VAR=COLUMN"
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="Run file (TOML or YAML) with any of these settings."),
@@ -169,11 +183,18 @@ def generate(
     Runs are resumable: the same command again (or --resume runs/<name>) continues where
     the last one stopped, and an answer already paid for is never requested again.
 
-    Example: factory generate --lang hindi --n 1000 --model gpt-4o-mini --dry-run
+    Prompts come from the template's word lists (--diversify also draws a name, a setting,
+    a style and a narrative device), or one per row of a dataset (--from-dataset with a
+    --template whose variables are its columns, e.g. translate/hindi.j2).
+
+    Examples: factory generate --lang hindi --n 1000 --model gpt-4o-mini --dry-run
+              factory generate --lang hindi --from-dataset stories.jsonl --column-map story=text \
+                  --template translate/hindi.j2
     """
     from factory import llm
     from factory.estimate import estimate_run, format_estimate
     from factory.generate import prompt_set_for, resolve, run_generate
+    from factory.prompts import parse_overrides
     from factory.settings import read_run_file
 
     flags = checked(
@@ -203,6 +224,9 @@ def generate(
             template=template,
             vocab_dir=vocab_dir,
             var=_overrides(var),
+            diversify=diversify,
+            from_dataset=from_dataset,
+            column_map=parse_overrides(column_map, "--column-map") if column_map else None,
             export=export,
             min_words=min_words,
             max_words=max_words,
@@ -239,7 +263,7 @@ def generate(
 @app.command()
 def clean(
     source: Annotated[
-        Path, typer.Argument(help="A run folder, or a .jsonl/.parquet file or dataset folder.")
+        Path, typer.Argument(help="A run folder, or a .jsonl/.parquet/.csv file or dataset folder.")
     ],
     lang: Annotated[
         str | None, typer.Option("--lang", help="Language of a file (run folders know theirs).")
@@ -255,6 +279,36 @@ def clean(
     min_script_share: MinScript = None,
     min_cmi: MinCmi = None,
     dedup_threshold: Threshold = None,
+    decontaminate: Annotated[
+        list[Path] | None,
+        option(CleanSettings, "decontaminate", metavar="FILE", help=_DECONTAMINATE_HELP),
+    ] = None,
+    decontaminate_shipped: Annotated[
+        bool | None,
+        option(
+            CleanSettings,
+            "decontaminate_shipped",
+            "--decontaminate-shipped/--no-decontaminate-shipped",
+        ),
+    ] = None,
+    contamination_ngram: Annotated[int | None, option(CleanSettings, "contamination_ngram")] = None,
+    judge: Annotated[str | None, option(G, "judge")] = None,
+    judge_base_url: Annotated[str | None, option(G, "judge_base_url")] = None,
+    judge_api_key: Annotated[
+        str | None,
+        typer.Option(help="The judge's key, sent only to --judge-base-url; never written."),
+    ] = None,
+    judge_batch: Annotated[
+        bool,
+        typer.Option(
+            "--judge-batch",
+            help="Grade through the Batch API (half price, within 24 hours; run the same "
+            "command again to collect).",
+        ),
+    ] = False,
+    rubric: Annotated[Path | None, option(G, "rubric")] = None,
+    min_score: Annotated[float | None, option(G, "min_score")] = None,
+    batch_poll_seconds: Annotated[float | None, option(S, "batch_poll_seconds")] = None,
     prices: Prices = None,
     executor: Annotated[str | None, option(X, "executor")] = None,
     tasks: Annotated[int | None, option(X, "tasks")] = None,
@@ -265,7 +319,8 @@ def clean(
     ray_address: Annotated[str | None, option(X, "ray_address")] = None,
     work: Annotated[Path | None, option(X, "work")] = None,
 ) -> None:
-    """Validate and deduplicate answers; every rejection is kept with a reason code.
+    """Validate, decontaminate and deduplicate answers, and optionally grade them with a
+    judge; every rejection is kept with a reason code.
 
     Thresholds default to those the run was generated with. With --executor the same
     checks and deduplication run as datatrove pipelines over a run folder or files (a glob
@@ -273,9 +328,12 @@ def clean(
 
     Examples: factory clean runs/hindi-gpt-4o-mini-seed0
               factory clean stories.jsonl --lang hindi --out runs/my-stories
+              factory clean runs/hindi-gpt-4o-mini-seed0 --judge openai:gpt-4o-mini --min-score 6
               factory clean 'data/*.parquet' --lang hindi --out runs/data --executor local --tasks 8
     """
     from factory.clean import Cleaner, clean_store, require_kept, settings_for
+    from factory.decontaminate import check_eval_files, decontaminator_for
+    from factory.grading import grading_for
     from factory.importer import import_file
     from factory.languages import get_language
     from factory.scale import scale_advice
@@ -289,8 +347,13 @@ def clean(
         min_script_share=min_script_share,
         min_cmi=min_cmi,
         dedup_threshold=dedup_threshold,
+        decontaminate=decontaminate or None,
+        decontaminate_shipped=decontaminate_shipped,
+        contamination_ngram=contamination_ngram,
     )
     checked(CleanSettings, flags, "flags")
+    checked(G, given(judge=judge, rubric=rubric, min_score=min_score), "flags")
+    checked(S, given(batch_poll_seconds=batch_poll_seconds), "flags")
     scale = given(
         executor=executor,
         tasks=tasks,
@@ -302,18 +365,39 @@ def clean(
         work=work,
     )
     if scale:
+        if judge or min_score is not None or rubric is not None or judge_batch:
+            raise KahaniError("--judge grades in one process: leave out --executor to grade")
         _clean_at_scale(source, lang, out, column, flags, scale, prices)
         return
     if glob.has_magic(str(source)):
         raise KahaniError(f"{source}: a glob is read by the distributed path; add --executor local")
     run_dir = source
-    if not (source / "config.json").is_file():
+    is_run = (source / "config.json").is_file()
+    if not is_run:
         if not source.exists():
             raise KahaniError(f"{source} does not exist")
         if lang is None:
             raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
         run_dir = out or Path("runs") / f"{source.stem}-clean"
-        imported, unreadable = import_file(source, get_language(lang), run_dir, column)
+    language = get_language(lang if not is_run else load_config(run_dir).lang)
+    check_eval_files(decontaminate or [], language.name)
+    grading = None
+    if judge:  # checked before anything is imported or written
+        grading = grading_for(
+            judge,
+            judge_base_url,
+            judge_api_key,
+            judge_batch,
+            rubric,
+            min_score,
+            language,
+            run_dir,
+            batch_poll_seconds,
+        )
+    elif min_score is not None or rubric is not None or judge_batch:
+        raise KahaniError("--min-score, --rubric and --judge-batch need --judge provider:model")
+    if not is_run:
+        imported, unreadable = import_file(source, language, run_dir, column)
         print(
             f"imported {imported:,} rows from {source} into {run_dir}"
             + (f" ({unreadable:,} unreadable lines, kept as rejects)" if unreadable else "")
@@ -324,7 +408,13 @@ def clean(
     try:
         if advice := scale_advice(store.answer_count()):
             print(advice)
-        counts = clean_store(store, Cleaner.for_run(config, settings), settings.dedup_threshold)
+        counts = clean_store(
+            store,
+            Cleaner.for_run(config, settings),
+            settings.dedup_threshold,
+            decontaminator=decontaminator_for(settings, config.lang),
+            grading=grading,
+        )
         print(format_stats(compute_stats(store, config, _prices(prices))))
     finally:
         store.close()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from factory.paths import TEMPLATES_DIR
 from factory.pricing import PriceTable, count_chat_tokens, count_tokens
-from factory.prompts import PromptSet
+from factory.prompts import Prompt, PromptSet
 
 # Counting every prompt of a million-prompt run takes minutes; an even sample of this
 # many prompts estimates the mean to well under 1% for template-made prompts.
@@ -30,7 +30,9 @@ def estimate_run(
     encoding = price.encoding if price else "o200k_base"
     step = max(1, n // MAX_MEASURED)
     indices = range(start, start + n, step)
-    measured = sum(count_chat_tokens(prompt_set.prompt(i).messages, encoding) for i in indices)
+    # Dataset rows that make no prompt (empty, unrenderable) are not sent: they cost nothing.
+    prompts = [p for p in map(prompt_set.prompt, indices) if isinstance(p, Prompt)]
+    measured = sum(count_chat_tokens(p.messages, encoding) for p in prompts)
     input_tokens = round(measured * n / len(indices))
     example = prompt_set.template.header.example_output
     if example:

@@ -4,6 +4,8 @@
 import re
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,11 @@ from pydantic import SecretStr, ValidationError
 
 from factory import llm
 from factory.clean import Cleaner, clean_store, rejects_summary, verdict_row
+from factory.decontaminate import decontaminator_for
 from factory.engine import Tally
 from factory.errors import KahaniError
 from factory.export import SplitFractions, export_run
+from factory.from_dataset import DatasetPromptSet, InvalidRow, count_rows, dataset_prompt_set
 from factory.languages import get_language
 from factory.paths import TEMPLATES_DIR, VOCAB_DIR
 from factory.pricing import PriceTable
@@ -31,7 +35,7 @@ from factory.settings import (
     save_config,
 )
 from factory.store import Answer, RunStore, VerdictRow
-from factory.templates import template_path
+from factory.templates import find_template, template_path
 
 OFFLINE_MODEL_NOTE = (
     "the offline default model (SmolLM2-135M) writes English only, so a {lang} run would "
@@ -74,13 +78,29 @@ def resolve(
         "provider": provider,
         "model": model,
     }
-    template = Path(given["template"]) if given.get("template") else None
+    template = find_template(Path(given["template"])) if given.get("template") else None
     vocab_dir = Path(given["vocab_dir"]) if given.get("vocab_dir") else None
     shipped_template = template_path(TEMPLATES_DIR, language.kind, language.name)
-    if template is not None and not template.is_file():
-        raise KahaniError(f"template {template} does not exist")
     if vocab_dir is not None and not vocab_dir.is_dir():
         raise KahaniError(f"word-list folder {vocab_dir} does not exist")
+    dataset = Path(given["from_dataset"]) if given.get("from_dataset") else None
+    if dataset is not None:
+        if not dataset.exists():
+            raise KahaniError(f"--from-dataset {dataset} does not exist")
+        if template is None:
+            raise KahaniError(
+                "--from-dataset needs --template: a template whose variables are the "
+                "dataset's columns (shipped: translate/hindi.j2, translate/bangla.j2, "
+                "translate/marathi.j2)"
+            )
+        if given.get("diversify"):
+            raise KahaniError(
+                "--diversify draws from word lists; it does not go with --from-dataset"
+            )
+        if given.get("n") is None:  # every row, unless --n says otherwise
+            settings["n"] = count_rows(dataset)
+    elif given.get("column_map"):
+        raise KahaniError("--column-map maps a dataset's columns; it needs --from-dataset")
     settings["name"] = given.get("name") or re.sub(
         r"[^A-Za-z0-9._-]+", "-", f"{language.name}-{model}-seed{given.get('seed', 0)}"
     )
@@ -110,9 +130,15 @@ def resolve(
     return config, run_dir
 
 
-def prompt_set_for(config: RunConfig) -> PromptSet:
+def prompt_set_for(config: RunConfig) -> PromptSet | DatasetPromptSet:
+    """The run's prompts: from a dataset's rows, or from the template's word lists."""
+    language = get_language(config.lang)
+    if config.from_dataset is not None:
+        return dataset_prompt_set(
+            language, config.from_dataset, config.template, config.column_map, config.var
+        )
     return prompt_set(
-        get_language(config.lang), config.template, config.vocab_dir, config.seed, config.var
+        language, config.template, config.vocab_dir, config.seed, config.var, config.diversify
     )
 
 
@@ -168,7 +194,7 @@ def _generate(
     config: RunConfig,
     run_dir: Path,
     store: RunStore,
-    prompt_set: PromptSet,
+    prompt_set: PromptSet | DatasetPromptSet,
     cleaner: Cleaner,
     endpoint: llm.Endpoint,
     prices: PriceTable,
@@ -186,24 +212,30 @@ def _generate(
             store.save_verdicts(verdicts)
             verdicts.clear()
 
-    def requeue_rejected(ids: list[str]) -> None:
+    invalid: list[InvalidRow] = []  # dataset rows that could not be made into a prompt
+
+    def before_sending(ids: list[str]) -> None:
+        store.add_invalid((r.id, r.index, r.variables, r.error) for r in invalid)
         if retry_rejected:
             store.requeue(store.retryable_rejects(ids))
 
-    requests = (
-        llm.Request(p.id, p.messages, p.index, p.variables)
-        for p in prompt_set.take(config.n, config.start)
-    )
+    def requests() -> Iterator[llm.Request]:
+        for p in prompt_set.take(config.n, config.start):
+            if isinstance(p, InvalidRow):
+                invalid.append(p)
+                continue
+            yield llm.Request(p.id, p.messages, p.index, p.variables)
+
     started = time.monotonic()
     try:
         outcome = llm.answer(
             endpoint,
             store,
-            requests,
+            requests(),
             params_for(config),
             label=config.name,
             on_answer=check,
-            before_sending=requeue_rejected,
+            before_sending=before_sending,
             tag=config.run_id,
         )
     finally:
@@ -217,7 +249,12 @@ def _generate(
     counts = store.counts()
     kept = 0
     if counts.done:
-        verdicts = clean_store(store, cleaner, config.dedup_threshold)
+        verdicts = clean_store(
+            store,
+            cleaner,
+            config.dedup_threshold,
+            decontaminator=decontaminator_for(config, config.lang),
+        )
         kept = verdicts.get("ok", 0)
         print(f"cleaned  {kept:,} kept; rejected: {rejects_summary(verdicts)}")
         if config.export and kept:
@@ -261,4 +298,8 @@ def status_text(run_dir: Path, store: RunStore, config: RunConfig, prices: Price
         lines.append(f"cost     ${price.cost_of(counts.usage):,.4f} (prices as of {prices.as_of})")
     for error, count in store.errors():
         lines.append(f"failed   {count:,} x {error}")
+    if counts.invalid:
+        reasons = Counter(error.partition(":")[0] for _, error in store.invalid_prompts())
+        shown = ", ".join(f"{reason} {n:,}" for reason, n in reasons.most_common())
+        lines.append(f"invalid  {counts.invalid:,} rows could not be made into prompts ({shown})")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Bring data from elsewhere (JSONL, parquet, a Hugging Face dataset folder) into a run folder,
+"""Bring data from elsewhere (JSONL, parquet, CSV, a Hugging Face dataset folder) into a run folder,
 so `factory clean` and `factory export` treat it like answers kahani generated itself."""
 
+import csv
 import hashlib
 import json
 import time
@@ -55,10 +56,39 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
                     yield number, None, f"line {number} is not a JSON object"
                     continue
                 yield number, row, ""
+    elif path.suffix == ".csv" and path.is_file():
+        yield from _csv_rows(path)
     elif not path.exists():
         raise KahaniError(f"{path} does not exist")
     else:
-        raise KahaniError(f"{path}: give a .jsonl or .parquet file or a dataset folder")
+        raise KahaniError(f"{path}: give a .jsonl, .parquet or .csv file or a dataset folder")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    """CSV with a header line; a row whose number of fields differs from the header's is
+    unreadable (its values would land in the wrong columns)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                return
+            for row in reader:
+                number = reader.line_num
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    yield (
+                        number,
+                        None,
+                        f"line {number} has {len(row)} fields where the header has {len(header)}",
+                    )
+                    continue
+                yield number, dict(zip(header, row, strict=True)), ""
+    except csv.Error as err:
+        raise KahaniError(f"{path}:{reader.line_num}: not CSV: {err}") from None
+    except UnicodeDecodeError as err:
+        raise KahaniError(f"{path} is not UTF-8 text (byte {err.start})") from None
 
 
 def answer_of(row: dict, language: Language, column: str | None) -> str:

@@ -12,7 +12,7 @@ from factory.errors import KahaniError
 from factory.languages import Language
 from factory.paths import TEMPLATES_DIR, VOCAB_DIR
 from factory.sampler import ComboSampler, Slot
-from factory.templates import PromptTemplate, template_path
+from factory.templates import PromptTemplate, find_template, template_path
 from factory.vocab import load_lists
 
 
@@ -54,18 +54,30 @@ class PromptSet:
         vocab_dir: Path,
         seed: int = 0,
         overrides: dict[str, str] | None = None,
+        diversify: bool = False,
     ) -> None:
         self.language = language
         self.template = template
         self.seed = seed
         header = template.header
+        if diversify and not header.diversify:
+            raise KahaniError(
+                f"--diversify: template {template.path} declares no slots to draw "
+                "(a `diversify:` map of variable -> word list in its header)"
+            )
         self.constants: dict[str, str | int] = {
             **header.defaults,
-            **_checked_overrides(template, overrides or {}),
+            **checked_overrides(template, overrides or {}),
         }
         # Header order is the author's order (noun, verb, adjective); inferred ones are sorted.
         sources = header.variables or _infer_sources(template, vocab_dir)
-        missing = sorted(template.used_variables - sources.keys() - self.constants.keys())
+        # Diversity slots are free draws after the template's own, so the words of the other
+        # slots stay what they were; without --diversify they are left undefined.
+        sources = {**sources, **(header.diversify if diversify else {})}
+        optional = set(header.diversify)
+        missing = sorted(
+            template.used_variables - sources.keys() - self.constants.keys() - optional
+        )
         if missing:
             raise KahaniError(
                 f"template {template.path} needs {', '.join(missing)}, which no word list in "
@@ -74,7 +86,11 @@ class PromptSet:
         self.sources = {v: name for v, name in sources.items() if v not in self.constants}
         if not self.sources:
             raise KahaniError(f"template {template.path} uses no word list; nothing to vary")
-        unique = header.unique if header.unique is not None else list(self.sources)
+        unique = (
+            header.unique
+            if header.unique is not None
+            else [v for v in self.sources if v not in optional]
+        )
         unknown = sorted(set(unique) - self.sources.keys())
         if unknown:
             raise KahaniError(f"{template.path}: unique names {', '.join(unknown)}, not a list")
@@ -143,10 +159,12 @@ def prompt_set(
     vocab_dir: Path | None = None,
     seed: int = 0,
     overrides: dict[str, str] | None = None,
+    diversify: bool = False,
 ) -> PromptSet:
-    """A language's prompt set: the shipped template and word lists unless others are given."""
-    if template is not None and not template.is_file():
-        raise KahaniError(f"template {template} does not exist")
+    """A language's prompt set: the shipped template and word lists unless others are given.
+    `diversify` also draws the template's diversity slots (setting, names, style, device)."""
+    if template is not None:
+        template = find_template(template)
     if vocab_dir is not None and not vocab_dir.is_dir():
         raise KahaniError(f"word-list folder {vocab_dir} does not exist")
     return PromptSet(
@@ -155,6 +173,7 @@ def prompt_set(
         vocab_dir or VOCAB_DIR / language.name,
         seed=seed,
         overrides=overrides,
+        diversify=diversify,
     )
 
 
@@ -169,7 +188,7 @@ def _infer_sources(template: PromptTemplate, vocab_dir: Path) -> dict[str, str]:
     return sources
 
 
-def _checked_overrides(template: PromptTemplate, overrides: dict[str, str]) -> dict[str, str | int]:
+def checked_overrides(template: PromptTemplate, overrides: dict[str, str]) -> dict[str, str | int]:
     """`--var` values the template can use: its own variables only, and a number where the
     template's default is one (`--var turns=abc` fails here, before anything is sent)."""
     known = template.used_variables | set(template.header.defaults)
@@ -195,12 +214,12 @@ def _checked_overrides(template: PromptTemplate, overrides: dict[str, str]) -> d
     return checked
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """`--var key=value` pairs into a dict."""
+def parse_overrides(pairs: list[str], flag: str = "--var") -> dict[str, str]:
+    """`--var key=value` pairs (or another flag's) into a dict."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise KahaniError(f"--var expects key=value, got {pair!r}")
+            raise KahaniError(f"{flag} expects key=value, got {pair!r}")
         out[key.strip()] = value
     return out

@@ -8,13 +8,14 @@ from factory.languages import get_language
 from factory.pricing import PriceTable
 from factory.settings import load_config
 from factory.stats import compute_stats
-from factory.store import RunStore
+from factory.store import GradeRow, RunStore
 from factory.textutil import words
 from reports.dataset import DatasetPage, render_dataset
 from reports.render import ReportError
 
 EXAMPLES_PER_REASON = 3
 CLUSTERS = 10  # largest duplicate clusters shown
+NEAR_THRESHOLD = 4  # graded texts shown on each side of --min-score
 
 
 def dataset_report(run_dir: Path, out: Path, prices: PriceTable) -> Path:
@@ -23,6 +24,8 @@ def dataset_report(run_dir: Path, out: Path, prices: PriceTable) -> Path:
     store = RunStore.open(run_dir / "store.sqlite")
     try:
         stats = compute_stats(store, config, prices)
+        grades = store.grades()
+        score_of = {g.prompt_id: g.score for g, _, _ in grades}
         price = prices.get(config.model)
         answers = store.answers()
         start = min((a.answer.started_at for a in answers), default=0.0)
@@ -78,9 +81,14 @@ def dataset_report(run_dir: Path, out: Path, prices: PriceTable) -> Path:
                     "duplicate_of": row.duplicate_of,
                     "variables": row.variables,
                     "raw": row.raw,
+                    **({"score": score_of.get(row.prompt_id)} if grades else {}),
                 }
                 for row in store.table()
             ],
+            scores=[g.score for g, _, _ in grades if g.score is not None],
+            near_threshold=_near_threshold(
+                grades, stats.grades.min_score if stats.grades else None
+            ),
         )
     finally:
         store.close()
@@ -88,3 +96,25 @@ def dataset_report(run_dir: Path, out: Path, prices: PriceTable) -> Path:
         return render_dataset(page, out)
     except ReportError as err:
         raise KahaniError(str(err)) from None
+
+
+def _near_threshold(
+    grades: list[tuple[GradeRow, str | None, str]], threshold: float | None
+) -> list:
+    """The graded texts closest to the threshold on each side, lowest score first."""
+    if threshold is None:
+        return []
+    scored = [(g, reason, text) for g, reason, text in grades if g.score is not None]
+    below = sorted((x for x in scored if x[0].score < threshold), key=lambda x: -x[0].score)
+    above = sorted((x for x in scored if x[0].score >= threshold), key=lambda x: x[0].score)
+    chosen = below[:NEAR_THRESHOLD][::-1] + above[:NEAR_THRESHOLD]
+    return [
+        {
+            "id": g.prompt_id,
+            "score": g.score,
+            "verdict": reason or "kept",
+            "reasoning": g.reasoning,
+            "text": text,
+        }
+        for g, reason, text in chosen
+    ]

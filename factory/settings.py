@@ -83,6 +83,21 @@ class CleanSettings(BaseModel):
         le=1,
         description="Jaccard similarity (0-1) above which stories are near-duplicates.",
     )
+    decontaminate: list[Path] = Field(
+        [],
+        description="Evaluation prompts (.txt, one a line, or .jsonl with `prompt`) to keep out "
+        "of the data: a text sharing a long n-gram with one is rejected as contaminated.",
+    )
+    decontaminate_shipped: bool = Field(
+        True, description="Also keep kahani's shipped evaluation prompt sets out of the data."
+    )
+    contamination_ngram: int = Field(
+        13,
+        ge=4,
+        le=100,
+        description="Words in a row a text must share with an evaluation prompt to be "
+        "contaminated (a shorter prompt must appear whole).",
+    )
 
     @model_validator(mode="after")
     def _words_in_order(self) -> "CleanSettings":
@@ -137,6 +152,19 @@ class RunSettings(LLMLimits, CleanSettings):
     json_mode: bool = Field(False, description="Ask the provider for a JSON object.")
     license: str = Field("cc-by-4.0", description="License id for the dataset card.")
     export: bool = Field(True, description="Write runs/<name>/dataset/ at the end.")
+    diversify: bool = Field(
+        False,
+        description="Also fill the template's diversity slots from word lists: the main "
+        "character's name, the setting, the story style and a narrative device.",
+    )
+    from_dataset: Path | None = Field(
+        None,
+        description="Make one prompt per row of this dataset (.jsonl, .parquet, .csv or a "
+        "Hugging Face dataset folder); the template's variables are its columns.",
+    )
+    column_map: dict[str, str] = Field(
+        {}, description="With --from-dataset: template variable=column, e.g. story=text."
+    )
 
 
 # Settings that change what an answer is; a resume must keep them.
@@ -152,6 +180,7 @@ FIXED = (
     "max_tokens",
     "gen_seed",
     "json_mode",
+    "diversify",
 )
 # Names an older kahani wrote in config.json, and what they are called now.
 _RENAMED = {"language": "lang", "variables": "var"}
@@ -183,6 +212,29 @@ class RunConfig(RunSettings):
     def settings(self) -> dict[str, Any]:
         """The settings a resume starts from (everything but the derived fields)."""
         return self.model_dump(exclude={"run_id", "template_sha", "vocab_sha"})
+
+
+class GradeSettings(BaseModel):
+    """`factory clean --judge`: an LLM grades the kept texts with a rubric for training data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    judge: str | None = Field(
+        None,
+        description="Grade each kept text with this model, provider:model (e.g. "
+        "openai:gpt-4o-mini; openai-batch:... for the Batch API).",
+    )
+    judge_base_url: str | None = Field(None, description="The judge's OpenAI-compatible server.")
+    rubric: Path | None = Field(
+        None,
+        description="Your own rubric template (default: the shipped data rubric of the "
+        "language's kind, templates/rubric/story.j2 or conversation.j2).",
+    )
+    min_score: float | None = Field(
+        None,
+        description="Reject kept texts the judge scores below this (within the rubric's "
+        "scale) as low_score.",
+    )
 
 
 def checked(model: type[BaseModel], values: dict[str, Any], source: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from factory.errors import KahaniError
 
-SCHEMA_VERSION = 2  # 1: prompts, responses, superseded, batches; 2: + verdicts, meta
+SCHEMA_VERSION = 3  # 1: prompts, responses, superseded, batches; 2: + verdicts, meta; 3: + grades
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 SCHEMA = """
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS prompts (
     variables TEXT NOT NULL,      -- JSON: the sampled words
     messages TEXT NOT NULL,       -- JSON: the chat messages sent
     request_key TEXT NOT NULL,    -- hash of provider, model, messages and parameters
-    status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed | invalid
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT
 );
@@ -84,13 +84,23 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE VIEW IF NOT EXISTS rejects AS
     SELECT prompt_id, reason, detail FROM verdicts WHERE reason IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,   -- 'tag': a random id made once, tags this store's batches
-    value TEXT NOT NULL
+    key TEXT PRIMARY KEY,   -- 'tag': a random id made once, tags this store's batches;
+    value TEXT NOT NULL     -- 'grading': JSON of the judge, rubric and --min-score of the grades
+);
+CREATE TABLE IF NOT EXISTS grades (
+    prompt_id TEXT PRIMARY KEY,  -- a kept answer graded by `factory clean --judge`
+    score REAL,             -- the rubric's filter score; NULL when the judge gave none usable
+    scores TEXT NOT NULL,   -- JSON: every dimension's score
+    reasoning TEXT NOT NULL,
+    problem TEXT NOT NULL   -- why no score could be read ("" when one was)
 );
 """
 
-# Rejections that a new request cannot fix: nothing was answered, or the input was unreadable.
-NOT_RETRYABLE = ("request_failed", "corrupt_line")
+# Rejections that a new request cannot fix: nothing was answered, or the input was unreadable
+# or could not be made into a prompt (`factory generate --from-dataset`).
+INPUT_REASONS = ("corrupt_line", "empty_row", "render_failed")
+NOT_RETRYABLE = ("request_failed", *INPUT_REASONS)
+FETCH = 1000  # rows read at a time when streaming
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ class Counts:
     failed: int
     pending: int
     usage: Usage
+    invalid: int = 0  # dataset rows that could not be made into a prompt (never sent)
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,17 @@ class KeptRow:
     messages: list[dict] | None
     variables: dict
     model: str
+
+
+@dataclass(frozen=True)
+class GradeRow:
+    """A judge's grade of one kept answer (`score` None: no usable grade, see `problem`)."""
+
+    prompt_id: str
+    score: float | None
+    scores: dict[str, float]
+    reasoning: str = ""
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -320,18 +342,21 @@ class RunStore:
         except sqlite3.Error as err:
             raise _store_error(self.path, err) from None
 
-    def _stream(self, sql: str, args: tuple = ()) -> Iterator[tuple]:
-        """Rows a few at a time, for reads too large to hold as one list."""
+    def _stream(self, sql: str, args: tuple = (), batch: int = FETCH) -> Iterator[tuple]:
+        """Rows `batch` at a time, for reads too large to hold as one list."""
         try:
             cursor = self.db.execute(sql, args)
-            while rows := cursor.fetchmany(1024):
+            while rows := cursor.fetchmany(batch):
                 yield from rows
         except sqlite3.Error as err:
             raise _store_error(self.path, err) from None
 
     def _has_verdicts(self) -> bool:
         # A store from before cleaning existed, opened read-only, has no verdicts table.
-        return bool(self._read("SELECT 1 FROM sqlite_master WHERE name = 'verdicts'"))
+        return self._has_table("verdicts")
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._read("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
 
     # Prompts and answers ----------------------------------------------------------------
 
@@ -469,6 +494,7 @@ class RunStore:
             failed=status.get("failed", 0),
             pending=status.get("pending", 0),
             usage=self.usage(),
+            invalid=status.get("invalid", 0),
         )
 
     def usage(self) -> Usage:
@@ -500,6 +526,28 @@ class RunStore:
             (pid, error or "")
             for pid, error in self._read(
                 "SELECT id, last_error FROM prompts WHERE status = 'failed' ORDER BY idx"
+            )
+        ]
+
+    def add_invalid(self, rows: Iterable[tuple[str, int, dict, str]]) -> None:
+        """Record (prompt id, index, variables, "reason: detail") of dataset rows that could
+        not be made into a prompt: status `invalid`, never sent; an id already known is kept."""
+        with self._transaction():
+            self.db.executemany(
+                "INSERT OR IGNORE INTO prompts(id, idx, variables, messages, request_key, status,"
+                " last_error) VALUES (?, ?, ?, '[]', '', 'invalid', ?)",
+                (
+                    (pid, idx, json.dumps(v, ensure_ascii=False), error[:1000])
+                    for pid, idx, v, error in rows
+                ),
+            )
+
+    def invalid_prompts(self) -> list[tuple[str, str]]:
+        """(prompt id, "reason: detail") of rows that could not be made into a prompt."""
+        return [
+            (pid, error or "")
+            for pid, error in self._read(
+                "SELECT id, last_error FROM prompts WHERE status = 'invalid' ORDER BY idx"
             )
         ]
 
@@ -538,7 +586,7 @@ class RunStore:
         return self._read("SELECT value FROM meta WHERE key = 'tag'")[0][0]
 
     def _has_meta(self) -> bool:
-        return bool(self._read("SELECT 1 FROM sqlite_master WHERE name = 'meta'"))
+        return self._has_table("meta")
 
     # Batches ----------------------------------------------------------------------------
 
@@ -634,6 +682,68 @@ class RunStore:
         return [
             KeptRow(pid, text, json.loads(m) if m else None, json.loads(v), model)
             for pid, text, m, v, model in rows
+        ]
+
+    def iter_kept(self, batch: int = FETCH) -> Iterator[KeptRow]:
+        """The kept rows in prompt order, like `kept()`, read `batch` rows at a time: a million
+        rows stream through in bounded memory."""
+        if not self._has_verdicts():
+            return
+        for pid, text, m, v, model in self._stream(
+            "SELECT v.prompt_id, v.text, v.messages, p.variables, r.model FROM verdicts v"
+            " JOIN prompts p ON p.id = v.prompt_id"
+            " JOIN responses r ON r.prompt_id = v.prompt_id"
+            " WHERE v.reason IS NULL ORDER BY p.idx",
+            batch=batch,
+        ):
+            yield KeptRow(pid, text, json.loads(m) if m else None, json.loads(v), model)
+
+    def messages_of(self, ids: Iterable[str]) -> dict[str, list[dict]]:
+        """The chat messages that were sent for these prompts."""
+        wanted = set(ids)
+        return {
+            pid: json.loads(m)
+            for pid, m in self._read("SELECT id, messages FROM prompts")
+            if pid in wanted
+        }
+
+    # Grades -----------------------------------------------------------------------------
+
+    def replace_grades(self, rows: Iterable[GradeRow], grading: dict | None) -> None:
+        """All grades of the run at once (none when this clean had no judge), with what
+        made them (`grading`: judge, rubric, min_score), recorded in `meta`."""
+        with self._transaction():
+            self.db.execute("DELETE FROM grades")
+            self.db.execute("DELETE FROM meta WHERE key = 'grading'")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO grades VALUES (?, ?, ?, ?, ?)",
+                (
+                    (g.prompt_id, g.score, json.dumps(g.scores), g.reasoning, g.problem)
+                    for g in rows
+                ),
+            )
+            if grading is not None:
+                self.db.execute("INSERT INTO meta VALUES ('grading', ?)", (json.dumps(grading),))
+
+    def grading(self) -> dict | None:
+        """The judge, rubric and min_score of the stored grades (None: not graded)."""
+        if not self._has_table("grades"):
+            return None
+        rows = self._read("SELECT value FROM meta WHERE key = 'grading'")
+        return json.loads(rows[0][0]) if rows else None
+
+    def grades(self) -> list[tuple[GradeRow, str | None, str]]:
+        """Every grade with the answer's verdict reason (None: kept) and its clean text."""
+        if not self._has_table("grades"):
+            return []
+        rows = self._read(
+            "SELECT g.prompt_id, g.score, g.scores, g.reasoning, g.problem, v.reason, v.text"
+            " FROM grades g LEFT JOIN verdicts v ON v.prompt_id = g.prompt_id"
+            " ORDER BY g.prompt_id"
+        )
+        return [
+            (GradeRow(pid, score, json.loads(scores), reasoning, problem), reason, text or "")
+            for pid, score, scores, reasoning, problem, reason, text in rows
         ]
 
     def reject_examples(self, reason: str, limit: int) -> list[tuple[str, str, str]]:

@@ -44,6 +44,13 @@ class TemplateHeader(BaseModel):
         str
     ] = []  # words the prompt forbids; `factory clean` rejects answers using them
     example_output: str | None = None  # a typical answer, for output-token estimates
+    # Slots `--diversify` fills (variable -> word list), drawn freely for each prompt; without
+    # it they are undefined, so the body guards each with `{% if name is defined %}`.
+    diversify: dict[str, str] = {}
+    # Rubrics (`factory clean --judge --rubric`): the score keys the answer must give, and
+    # their range; `json_key` names the one compared with --min-score.
+    dimensions: list[str] = []
+    scale: tuple[float, float] | None = None
 
 
 class PromptTemplate:
@@ -99,3 +106,29 @@ def _parse_header(path: Path, source: str) -> TemplateHeader:
 def template_path(templates_dir: Path, kind: str, language: str) -> Path:
     """The shipped template for a kind and language."""
     return templates_dir / kind / f"{language}.j2"
+
+
+def shown(path: Path) -> str:
+    """A shipped template as `translate/hindi.j2`, wherever kahani is installed; a user's own
+    as given."""
+    from factory.paths import TEMPLATES_DIR
+
+    resolved, shipped = Path(path).resolve(), TEMPLATES_DIR.resolve()
+    return str(resolved.relative_to(shipped)) if resolved.is_relative_to(shipped) else str(path)
+
+
+def find_template(path: Path) -> Path:
+    """A template file as given, else the shipped one of that name (`translate/hindi.j2`)."""
+    from factory.paths import TEMPLATES_DIR
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    shipped = TEMPLATES_DIR / path
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    names = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.glob("*/*.j2"))
+    raise KahaniError(
+        f"template {path} does not exist (neither a file nor a shipped template: "
+        f"{', '.join(names)})"
+    )

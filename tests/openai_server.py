@@ -1802,19 +1802,101 @@ def _story(prompt: str, rng: random.Random) -> str:
     language = re.search(r"\bin (English|Hindi|Marathi|Bangla)\b", prompt)
     kit = _STORY_KITS[language.group(1).lower() if language else "english"]
     words = re.search(r'the verb "([^"]+)", the noun "([^"]+)" and the adjective "([^"]+)"', prompt)
-    verb, noun, adjective = words.groups() if words else ("play", "ball", "happy")
+    verb, noun, adjective = words.groups() if words else _UNNAMED_WORDS[kit_name(language)]
     fillers = rng.sample(kit.fillers, 4)
+    name = rng.choice(kit.names)
+    opening, name = _diversified(prompt, kit_name(language), kit.opening, name)
     paragraphs = [
-        [kit.opening, kit.found, fillers[0]],
+        [opening, kit.found, fillers[0]],
         [kit.likes, fillers[1], fillers[2]],
         [fillers[3], kit.closing],
     ]
-    name = rng.choice(kit.names)
     story = "\n\n".join(
         " ".join(s.format(name=name, verb=verb, noun=noun, adjective=adjective) for s in paragraph)
         for paragraph in paragraphs
     )
     return json.dumps({"story": story}, ensure_ascii=False)
+
+
+# -- diversity slots ----------------------------------------------------------------------
+# `factory generate --diversify` names the main character and a narrative device; the stand-in
+# uses the name and opens the way the device asks (a line of dialogue, a memory, a question...),
+# as a model following the prompt would. Other prompts keep the kit's one opening, the formulaic
+# "Once upon a time" that the diversity numbers in the README measure.
+
+_DEVICE_OPENINGS = {
+    "english": (
+        ("dialogue", '"Come and see!" {name} called to a friend.'),
+        ("flashback", "{name} still remembered the day of the {adjective} {noun}."),
+        ("refrain", '"One more step," said {name}, "just one more step."'),
+        ("letter", "Dear Grandma, this is {name}, and I have news for you."),
+        ("question", "Have you ever seen a {adjective} {noun}?"),
+        ("sound", "Whoosh! The wind blew {name}'s hat away."),
+        ("dream", "One night, {name} dreamed of a {adjective} {noun}."),
+        ("countdown", "Three, two, one! {name} was ready."),
+        ("tries", "{name} tried once, and it did not work."),
+    ),
+    "hindi": (
+        ("संवाद", '"जल्दी आओ!" {name} ने अपने दोस्त को पुकारा।'),
+        ("फ़्लैशबैक", "{name} को आज भी वह दिन याद था।"),
+        ("दोहराई", '"एक कदम और," {name} ने कहा, "बस एक कदम और।"'),
+        ("चिट्ठी", "प्यारी दादी, मैं {name} हूँ और आपको एक बात बतानी है।"),
+        ("सवाल", "क्या तुमने कभी कोई {adjective} {noun} देखा है?"),
+        ("आवाज़", "धम्म! {name} के हाथ से गेंद गिर गई।"),
+        ("सपना", "एक रात {name} ने एक सुंदर सपना देखा।"),
+        ("गिनती", "तीन, दो, एक! {name} तैयार था।"),
+        ("कोशिश", "{name} ने पहली बार कोशिश की, पर काम नहीं बना।"),
+    ),
+    "marathi": (
+        ("संवाद", '"लवकर ये!" {name}ने मित्राला हाक मारली.'),
+        ("फ्लॅशबॅक", "{name}ला तो दिवस अजूनही आठवत होता."),
+        ("ओळ", '"अजून एक पाऊल," {name} म्हणाले, "फक्त एक पाऊल."'),
+        ("पत्र", "प्रिय आजी, मी {name} बोलतोय, तुला एक गंमत सांगायची आहे."),
+        ("प्रश्न", "तुम्ही कधी {adjective} {noun} पाहिले आहे का?"),
+        ("आवाजाचा", "धप्प! {name}च्या हातातून चेंडू पडला."),
+        ("स्वप्न", "एका रात्री {name}ला एक सुंदर स्वप्न पडले."),
+        ("मोजणी", "तीन, दोन, एक! {name} तयार होते."),
+        ("प्रयत्न", "{name}ने पहिल्यांदा प्रयत्न केला, पण जमले नाही."),
+    ),
+    "bangla": (
+        ("কথোপকথন", '"তাড়াতাড়ি এসো!" {name} বন্ধুকে ডাকল।'),
+        ("ফ্ল্যাশব্যাক", "{name}-এর আজও সেই দিনটার কথা মনে পড়ে।"),
+        ("লাইন", '"আর এক পা," {name} বলল, "শুধু আর এক পা।"'),
+        ("চিঠি", "প্রিয় ঠাকুমা, আমি {name}, তোমাকে একটা মজার কথা বলব।"),
+        ("প্রশ্ন", "তোমরা কি কখনো {adjective} {noun} দেখেছ?"),
+        ("শব্দধ্বনি", "ধপাস! {name}-এর হাত থেকে বলটা পড়ে গেল।"),
+        ("স্বপ্ন", "এক রাতে {name} একটা সুন্দর স্বপ্ন দেখল।"),
+        ("গোনা", "তিন, দুই, এক! {name} তৈরি।"),
+        ("চেষ্টা", "{name} প্রথমবার চেষ্টা করল, কিন্তু হল না।"),
+    ),
+}
+
+
+# A prompt that names no words (a translation, `factory generate --from-dataset`) gets a story
+# with words of its own language, so a Hindi answer stays all Devanagari.
+_UNNAMED_WORDS = {
+    "english": ("play", "ball", "happy"),
+    "hindi": ("खेलना", "गेंद", "खुश"),
+    "marathi": ("खेळणे", "चेंडू", "आनंदी"),
+    "bangla": ("খেলা", "বল", "খুশি"),
+}
+
+
+def kit_name(language: re.Match[str] | None) -> str:
+    return language.group(1).lower() if language else "english"
+
+
+def _diversified(prompt: str, language: str, opening: str, name: str) -> tuple[str, str]:
+    """The opening sentence and name for a prompt with diversity slots: the name asked for,
+    and the opening of the device asked for (the kit's own when none is recognized)."""
+    asked_name = re.search(r"^The main character is called (.+)\.$", prompt, re.MULTILINE)
+    device = re.search(r"narrative device: (.+?); let the first sentence", prompt)
+    if device:
+        for keyword, sentence in _DEVICE_OPENINGS[language]:
+            if keyword in device.group(1):
+                opening = sentence
+                break
+    return opening, asked_name.group(1) if asked_name else name
 
 
 def _conversation(prompt: str, rng: random.Random) -> str:

@@ -80,6 +80,13 @@ def generate(*args: str) -> subprocess.CompletedProcess:
         (["--template", "missing.j2"], ["template missing.j2 does not exist"]),
         (["--vocab-dir", "missing"], ["word-list folder missing does not exist"]),
         (["--config", "missing.toml"], ["cannot read run file missing.toml"]),
+        (["--column-map", "story=text"], ["--column-map", "needs --from-dataset"]),
+        (["--column-map", "story"], ["--column-map expects key=value"]),
+        (
+            ["--from-dataset", "missing.jsonl", "--template", "translate/hindi.j2"],
+            ["--from-dataset missing.jsonl does not exist"],
+        ),
+        (["--template", "translate/klingon.j2"], ["does not exist", "translate/hindi.j2"]),
     ],
 )
 def test_generate_flags_out_of_range_or_wrong_are_one_line(args, fragments):
@@ -107,6 +114,11 @@ def test_hinglish_turns_that_are_not_a_number_fail_before_anything_is_sent():
     result = run_cli("factory", "generate", "--lang", "hinglish", "--var", "turns=abc",
                      "--base-url", "http://127.0.0.1:9/v1")  # fmt: skip
     assert_one_line_error(result, "--var turns", "whole number", "'abc'")
+
+
+def test_diversify_with_a_template_without_diversity_slots_is_one_line():
+    result = run_cli("factory", "prompts", "--lang", "hinglish", "--diversify")
+    assert_one_line_error(result, "--diversify", "declares no slots to draw")
 
 
 def test_unknown_languages_commands_and_missing_values_are_one_line():

@@ -267,6 +267,35 @@ def test_cli_distributed_clean_of_a_fixture_matches_in_process_stats_and_export(
     ).read_text()
 
 
+def test_decontamination_rejects_the_same_rows_as_in_process(tmp_path):
+    """Validation, then decontamination, then deduplication, in both paths: a row quoting an
+    evaluation prompt is `contaminated`, and never stands for its near-copies."""
+    rows = synthetic_rows(200)
+    write_jsonl(tmp_path / "s.jsonl", rows)
+    quoted = [" ".join(rows[i]["text"].split()[20:40]) for i in (5, 17)]
+    (tmp_path / "evals.txt").write_text("\n".join(quoted) + "\n", encoding="utf-8")
+    flags = ("--lang", "hindi", "--decontaminate", "evals.txt")
+    one = run_cli("factory", "clean", "s.jsonl", *flags, "--out", "one")
+    assert one.returncode == 0, one.stderr
+    many = run_cli(
+        "factory",
+        "clean",
+        "s.jsonl",
+        *flags,
+        "--out",
+        "many",
+        "--executor",
+        "local",
+        "--tasks",
+        "2",
+    )
+    assert many.returncode == 0, many.stderr
+    expected = store_tables(tmp_path / "one")
+    contaminated = {v[0] for v in expected["verdicts"] if v[1] == "contaminated"}
+    assert {rows[5]["id"], rows[17]["id"]} <= contaminated
+    assert store_tables(tmp_path / "many") == expected
+
+
 def test_a_killed_run_started_again_loses_and_duplicates_nothing(tmp_path):
     source = write_jsonl(tmp_path / "stories.jsonl", synthetic_rows(2400))
     clean_in_process(source, tmp_path / "in-process")
@@ -380,6 +409,8 @@ def test_executor_flags_are_checked_with_one_line_errors(tmp_path):
     assert_one_line_error(run_cli(*clean, "spark"), "--executor", "local")
     assert_one_line_error(run_cli(*clean, "local", "--tasks", "0"), "--tasks")
     assert_one_line_error(run_cli(*clean, "slurm"), "--slurm-partition")
+    judged = run_cli(*clean, "local", "--judge", "openai:gpt-4o-mini")
+    assert_one_line_error(judged, "--judge", "leave out --executor")
     alone = run_cli("factory", "clean", source, "--lang", "hindi", "--tasks", "4")
     assert_one_line_error(alone, "--tasks is for the distributed clean", "--executor")
     globbed = run_cli("factory", "clean", f"{CORPUS}/*.jsonl", "--lang", "hindi")

@@ -16,17 +16,15 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from judge.aggregate import mean_interval, paired_bootstrap
-from judge.metrics import REGISTRY, compute
-from judge.metrics.codemix import (
-    cmi,
+from factory.transliteration import (
     group_spellings,
-    i_index,
-    m_index,
     normalized_entropy,
     spelling_distance,
     spelling_form,
 )
+from judge.aggregate import mean_interval, paired_bootstrap
+from judge.metrics import REGISTRY, compute
+from judge.metrics.codemix import cmi, i_index, m_index
 from judge.metrics.diversity import distinct_n, self_bleu
 from judge.metrics.embedding import similarity_metrics
 from judge.metrics.lm import lm_scores

@@ -1,14 +1,14 @@
 """Transliteration consistency knows Hindi grammar: the spelling grouping measured on the
-gold list written for kahani (judge/metrics/hinglish_spellings.txt), whole and held out."""
+gold list written for kahani (factory/hinglish_spellings.txt), whole and held out."""
 
 import unicodedata
 from itertools import combinations
 
 import pytest
 
+from factory.spellings import GOLD_PATH, cannot_link, pair_scores, read_gold
+from factory.transliteration import group_spellings
 from judge.metrics import compute
-from judge.metrics.codemix import group_spellings
-from judge.metrics.spellings import GOLD_PATH, cannot_link, pair_scores, read_gold
 
 GOLD = read_gold()
 

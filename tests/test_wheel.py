@@ -103,7 +103,7 @@ def test_the_wheel_carries_every_shipped_file(installed):
         }
         assert shipped and shipped == inside, folder
     assert (installed / "factory" / "prices.toml").is_file()
-    assert (installed / "judge" / "metrics" / "hinglish_spellings.txt").is_file()
+    assert (installed / "factory" / "hinglish_spellings.txt").is_file()
 
 
 def _source(folder: str) -> str:

@@ -1,11 +1,12 @@
 """`factory clean --executor local|slurm|ray`: cleaning past one process, on datatrove.
 
 The in-process `factory clean` holds the deduplication index of every kept document in one
-process (~2.6 KB each, `factory/dedup.py`). This package runs the same validators and the same
-deduplication as datatrove pipelines whose tasks each hold a share of the input, so memory per
-process is bounded by the task's size, and the executors (local processes, Slurm job arrays, a
-Ray cluster) are datatrove's own. The kept set equals the in-process path's: see `pipeline.py`
-for the four stages and `clusters.py` for how the in-process greedy rule is reproduced exactly.
+process (~2.6 KB each, `factory/dedup.py`). This package runs the same validators,
+decontamination and deduplication as datatrove pipelines whose tasks each hold a share of the
+input, so memory per process is bounded by the task's size, and the executors (local
+processes, Slurm job arrays, a Ray cluster) are datatrove's own. The kept set equals the
+in-process path's: see `pipeline.py` for the four stages and `clusters.py` for how the
+in-process greedy rule is reproduced exactly.
 
 Nothing here imports datatrove at module level except the stage modules, so `factory --help`
 stays fast and the flag fails with an install hint when the extra is missing.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from factory.clean import Cleaner, limits_of, settings_for
+from factory.decontaminate import check_eval_files
 from factory.errors import KahaniError
 from factory.importer import answer_of, read_rows
 from factory.languages import Language, get_language
@@ -165,12 +166,17 @@ def plan(
         cleaner = Cleaner.for_import(language_, limits_of(settings))
         fingerprint = {"files": [_file_stamp(f) for f in files]}
         ranges = ()
+    # Tasks may run elsewhere (Slurm, Ray): evaluation prompt files by absolute path.
+    evals = [p.resolve() for p in settings.decontaminate]
+    check_eval_files(evals, language)
+    settings = settings.model_copy(update={"decontaminate": evals})
     work = (work or run_dir / "scale-work").resolve()
     recorded = {
         **fingerprint,
+        "evals": [_file_stamp(str(p)) for p in evals],
         "language": language,
         "column": column,
-        "clean": settings.model_dump(),
+        "clean": settings.model_dump(mode="json"),
         "tasks": tasks,
     }
     resuming = _prepare_work(work, recorded)

@@ -89,6 +89,7 @@ def save_cleaned(run_dir: Path, rows: Callable[[], Iterator[CleanRow]], imported
             store.save_answers(answers())  # one transaction, however many rows
             for prompt_id, failure in failures:
                 store.save_failure(prompt_id, 1, failure)
+        store.replace_grades([], None)  # as clean_store without a judge: grades are derived
         answered = (r.verdict for r in rows() if r.failure is None)
         # Failures last, as clean_store appends them: a failed prompt's verdict says why.
         store.replace_verdicts(chain(answered, failure_rows(store)))

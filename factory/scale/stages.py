@@ -1,8 +1,9 @@
 """The distributed clean's pipeline steps, run by datatrove's executors (see `pipeline.py`).
 
-1. signatures (N tasks): read a share of the input in prompt order, validate each answer
-   (`Validate`: kahani's checks), write every row with its verdict (datatrove's ParquetWriter),
-   and for each valid document its exact key, LSH band keys and shingles (`Signatures`).
+1. signatures (N tasks): read a share of the input in prompt order, validate and
+   decontaminate each answer (`Validate`: kahani's checks), write every row with its verdict
+   (datatrove's ParquetWriter), and for each valid document its exact key, LSH band keys and
+   shingles (`Signatures`).
 2. buckets (N tasks): each task takes a 1/N slice of the key range and, one kind of key at a
    time (each band, the exact key, for files the row id), turns runs of equal keys into events:
    verified pairs, exact copies, repeated rows (`Buckets`).
@@ -27,7 +28,8 @@ from pathlib import Path
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from factory.clean import Cleaner, duplicate_row, verdict_row
+from factory.clean import Cleaner, check_answer, duplicate_row, verdict_row
+from factory.decontaminate import Decontaminator, decontaminator_for
 from factory.dedup import Deduplicator, MinHasher, jaccard
 from factory.errors import KahaniError
 from factory.importer import imported_row, read_rows
@@ -60,6 +62,11 @@ class Job:
     @property
     def imported(self) -> bool:
         return bool(self.files)
+
+    @cached_property
+    def decontaminator(self) -> Decontaminator | None:
+        """The in-process clean's index of evaluation prompts, made once per task."""
+        return decontaminator_for(self.settings, self.language)
 
     @cached_property
     def hasher(self) -> MinHasher:
@@ -147,7 +154,8 @@ class ReadInput(PipelineStep):
 
 
 class Validate(PipelineStep):
-    """kahani's validators (`factory.validate` through `Cleaner.check`) as a pipeline step."""
+    """kahani's validators, then decontamination, as a pipeline step: `check_answer`, the very
+    function the in-process clean judges each answer with."""
 
     name = "kahani: validate"
     type = "FILTER"
@@ -162,7 +170,9 @@ class Validate(PipelineStep):
             if "failure" not in meta:
                 answer = meta.get("answer")
                 finish = answer.finish_reason if answer else meta["finish_reason"]
-                meta["verdict"] = self.job.cleaner.check(doc.text, finish, meta["variables"])
+                meta["verdict"] = check_answer(
+                    self.job.cleaner, self.job.decontaminator, doc.text, finish, meta["variables"]
+                )
                 self.stat_update("kept" if meta["verdict"].ok else meta["verdict"].reason)
             yield doc
 

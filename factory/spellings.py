@@ -1,6 +1,6 @@
 """The gold list of romanized Hindi spellings (`hinglish_spellings.txt` beside this module):
 its reader, the cannot-link constraints it gives the spelling grouping, and the precision and
-recall of a grouping on it.
+recall of a grouping on it. Used by factory's dataset statistics and the judge's metric alike.
 
 Format (one entry a line, `#` comments, sections `[dev]` and `[held-out]`):
 

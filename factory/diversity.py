@@ -15,8 +15,7 @@ bounded state, so a million documents need no more memory than a thousand:
   consistency (`factory.transliteration`).
 
 Words are `factory.textutil.WORD` matches of NFC text, casefolded: Devanagari and Bengali words
-stay whole. Self-BLEU here is the same computation as `judge`'s per-sample metric (which should
-import it from here).
+stay whole. `self_bleu` here is also `judge`'s per-sample metric.
 """
 
 import math

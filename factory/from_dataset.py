@@ -21,7 +21,7 @@ from pathlib import Path
 from factory.errors import KahaniError
 from factory.importer import read_rows
 from factory.languages import Language
-from factory.prompts import Message, Prompt, checked_overrides, prompt_id
+from factory.prompts import Message, Prompt, check_count, checked_overrides, prompt_id
 from factory.templates import PromptTemplate, find_template
 from factory.templates import shown as shown_path
 from factory.textutil import nfc
@@ -107,15 +107,7 @@ class DatasetPromptSet:
         return f"{self.capacity:,} rows of {self.path.name}"
 
     def check_count(self, n: int, start: int = 0) -> None:
-        if n < 1:
-            raise KahaniError(f"--n must be at least 1, got {n}")
-        if start < 0:
-            raise KahaniError(f"--start must be at least 0, got {start}")
-        if start + n > self.capacity:
-            raise KahaniError(
-                f"asked for {n:,} prompts from row {start:,} but {self.path} has "
-                f"{self.capacity:,} rows; the maximum is --n {max(self.capacity - start, 0):,}"
-            )
+        check_count(n, start, self.capacity, f"{self.path} has {self.capacity:,} rows")
 
     def prompt(self, index: int) -> Prompt | InvalidRow:
         number, row = self.rows[index]

@@ -10,17 +10,16 @@ or `--rubric FILE`) whose header names its score keys (`dimensions`), their `sca
 key compared with --min-score (`json_key`); it sees `language`, `prompt` (what the writer
 was asked) and `text`.
 
-The answer is read tolerantly, as judges write it: JSON in code fences or prose, keys in any
-case or spacing (`Prompt Following`, `overall_score`), scores as numbers, numeric strings,
-`8/10` or `{"score": 8}`, or `name: 8/10` lines without JSON. A missing score or one outside
-the scale is a problem, never a number: the text is asked about once more, then recorded
-without a grade (`unscored`). (`judge.rubric` has the evaluation judge's stricter parser for
-its fixed 1-10 dimensions; this one follows the rubric's own keys and scale.)
+The answer is read by `factory.scores` (the evaluation judge's reader), on the rubric's own
+keys and scale: JSON in code fences or prose, keys in any case or spacing (`Prompt
+Following`, `overall_score`), scores as numbers, numeric strings, `8/10` or `{"score": 8}`,
+or `name: 8/10` lines without JSON. A missing score or one outside the scale is a problem,
+never a number: the text is asked about once more, then recorded without a grade
+(`unscored`).
 """
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
@@ -33,33 +32,15 @@ from factory.llm import Endpoint, api_key_for, ask, check_endpoint
 from factory.paths import TEMPLATES_DIR
 from factory.prompts import Message
 from factory.providers.base import GenerationParams
+from factory.scores import LANGUAGE_NAMES, Scale, normalize_key, read_scores, rubric_messages
 from factory.settings import ProviderName
 from factory.store import GradeRow
 from factory.templates import PromptTemplate, find_template
-from factory.textutil import json_objects
 
 ATTEMPTS = 2  # a text whose grade cannot be read is asked about once more
 MAX_TOKENS = 400
 RUBRIC_VARIABLES = {"language", "prompt", "text"}
-LANGUAGE_NAMES = {
-    "hindi": "Hindi (Devanagari script)",
-    "marathi": "Marathi (Devanagari script)",
-    "bangla": "Bangla (Bengali script)",
-    "english": "English",
-    "hinglish": "Hinglish",
-}
 UNKNOWN_PROMPT = "(not known: the text was imported)"
-REASON_KEYS = ("reasoning", "reason", "explanation", "justification", "rationale", "comment")
-SCORE_KEYS = ("score", "rating", "value", "grade")
-_NUMBER = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out of)\s*(\d+(?:\.\d+)?))?\s*\.?\s*", re.I)
-# "- **Prompt Following**: 8/10", "2. overall = 7": a key, then its value, on one line
-_LINE = re.compile(r"^[ \t\-*#>•\d.)]*([A-Za-z][A-Za-z _\-]*?)[ \t*]*[:=][ \t*]*(.+?)[ \t]*$", re.M)
-
-
-def normalize_key(key: str) -> str:
-    """`Prompt Following`, `prompt-following` and `prompt_following_score` are one key."""
-    key = re.sub(r"[\s_\-]+", "_", key.strip().casefold()).strip("_")
-    return key.removesuffix("_score") if key != "score" else key
 
 
 class Rubric:
@@ -105,85 +86,22 @@ class Rubric:
             )
 
     def messages(self, language: str, prompt: str, text: str, attempt: int) -> list[Message]:
-        body = self.template.render(
-            {"language": LANGUAGE_NAMES.get(language, language), "prompt": prompt, "text": text}
+        variables = {
+            "language": LANGUAGE_NAMES.get(language, language),
+            "prompt": prompt,
+            "text": text,
+        }
+        retry = (
+            "Your last answer could not be used. Answer again with only the JSON object, every "
+            f"score a number from {self.low:g} to {self.high:g}."
+            if attempt > 1
+            else None
         )
-        if attempt > 1:  # a different request, so never the cached unusable answer again
-            body += (
-                "\n\nYour last answer could not be used. Answer again with only the JSON "
-                f"object, every score a number from {self.low:g} to {self.high:g}."
-            )
-        messages = []
-        if self.template.header.system:
-            messages.append(Message(role="system", content=self.template.header.system.strip()))
-        return [*messages, Message(role="user", content=body)]
+        return rubric_messages(self.template, variables, retry)
 
     def parse(self, answer: str) -> tuple[dict[str, float] | None, str, str]:
         """(scores by dimension or None, the judge's reasoning, the problem when None)."""
-        found: dict[str, object] = {}
-        reasoning = ""
-        for obj in json_objects(answer):
-            for key, value in _entries(obj):
-                if key in self.dimensions and key not in found:
-                    found[key] = _score_of(value)
-                elif key in REASON_KEYS and isinstance(value, str) and not reasoning:
-                    reasoning = value
-            if all(d in found for d in self.dimensions):
-                break
-        if not all(d in found for d in self.dimensions):  # no JSON: "Grammar: 8/10" lines
-            for key, value in _LINE.findall(answer):
-                key = normalize_key(key)
-                if key in self.dimensions and key not in found:
-                    found[key] = value
-                elif key in REASON_KEYS and not reasoning:
-                    reasoning = value
-        missing = [d for d in self.dimensions if d not in found]
-        if missing:
-            return None, reasoning, f"no score for {', '.join(missing)}"
-        scores = {}
-        for dimension in self.dimensions:
-            value = self._value(found[dimension])
-            if isinstance(value, str):
-                return None, reasoning, f"{dimension}: {value}"
-            scores[dimension] = value
-        return scores, reasoning, ""
-
-    def _value(self, raw: object) -> float | str:
-        """A score on the rubric's scale, or what is wrong with it."""
-        if isinstance(raw, bool):
-            return f"{raw!r} is not a score"
-        if isinstance(raw, str):
-            match = _NUMBER.fullmatch(raw)
-            if match is None:
-                return f"{raw!r} is not a number"
-            if match[2] is not None and float(match[2]) != self.high:
-                return f"{raw!r} is not on the {self.low:g}-{self.high:g} scale"
-            raw = float(match[1])
-        if not isinstance(raw, int | float) or not self.low <= raw <= self.high:
-            return f"{raw!r} is not a score from {self.low:g} to {self.high:g}"
-        return float(raw)
-
-
-def _entries(obj: dict) -> list[tuple[str, object]]:
-    """(normalized key, value) of an object and the objects nested in it, shallowest first,
-    so `{"scores": {...}}` is read."""
-    found, nested = [], []
-    for key, value in obj.items():
-        found.append((normalize_key(str(key)), value))
-        if isinstance(value, dict):
-            nested.append(value)
-    for child in nested:
-        found.extend(_entries(child))
-    return found
-
-
-def _score_of(value: object) -> object:
-    """`{"score": 8, "reason": ...}` gives 8; anything else is the value itself."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if normalize_key(str(key)) in SCORE_KEYS:
-                return inner
-    return value
+        return read_scores(answer, self.dimensions, Scale(self.low, self.high, integers=False))
 
 
 @dataclass

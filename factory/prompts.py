@@ -135,22 +135,26 @@ class PromptSet:
         )
 
     def check_count(self, n: int, start: int = 0) -> None:
-        """Fail at once, naming the maximum, when n prompts from `start` do not exist."""
-        if n < 1:
-            raise KahaniError(f"--n must be at least 1, got {n}")
-        if start < 0:
-            raise KahaniError(f"--start must be at least 0, got {start}")
-        if start + n > self.capacity:
-            raise KahaniError(
-                f"asked for {n:,} prompts from index {start:,} but only "
-                f"{self.describe_capacity()} exist for {self.language.name}; "
-                f"the maximum is --n {self.capacity - start:,}"
-            )
+        what = f"only {self.describe_capacity()} exist for {self.language.name}"
+        check_count(n, start, self.capacity, what)
 
     def take(self, n: int, start: int = 0) -> Iterator[Prompt]:
         self.check_count(n, start)
         for index in range(start, start + n):
             yield self.prompt(index)
+
+
+def check_count(n: int, start: int, capacity: int, what: str) -> None:
+    """Fail at once, naming the maximum, when n prompts from `start` do not exist."""
+    if n < 1:
+        raise KahaniError(f"--n must be at least 1, got {n}")
+    if start < 0:
+        raise KahaniError(f"--start must be at least 0, got {start}")
+    if start + n > capacity:
+        raise KahaniError(
+            f"asked for {n:,} prompts from index {start:,} but {what}; "
+            f"the maximum is --n {max(capacity - start, 0):,}"
+        )
 
 
 def prompt_set(

@@ -16,9 +16,9 @@ from typing import Literal
 
 from factory.paths import TEMPLATES_DIR
 from factory.prompts import Message
+from factory.scores import LANGUAGE_NAMES, REASON_KEYS, normalize_key, rubric_messages
 from factory.templates import PromptTemplate
 from factory.textutil import json_objects
-from judge.rubric import LANGUAGE_NAMES, REASON_KEYS, normalize_key
 
 Winner = Literal["A", "B", "tie"]
 WINNER_KEYS = ("winner", "verdict", "better", "preferred", "preference", "choice", "answer")
@@ -124,13 +124,8 @@ class PairwiseRubric:
             "completion_b": completion_b,
             "language": LANGUAGE_NAMES.get(self.language, self.language),
         }
-        messages = []
-        if self.template.header.system:
-            messages.append(Message(role="system", content=self.template.header.system.strip()))
-        messages.append(Message(role="user", content=self.template.render(variables)))
-        if attempt > 1:  # a different request, so the cache does not return the bad answer
-            messages.append(Message(role="user", content=f"{RETRY_NUDGE} (attempt {attempt})"))
-        return messages
+        retry = f"{RETRY_NUDGE} (attempt {attempt})" if attempt > 1 else None
+        return rubric_messages(self.template, variables, retry)
 
     def parse(self, answer: str) -> Verdict:
         return parse_verdict(answer)

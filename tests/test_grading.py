@@ -103,7 +103,7 @@ def test_an_unusable_grade_is_asked_again_then_recorded_as_unscored(llm_server, 
     result = judged(llm_server, run, "--min-score", "5")
     assert result.returncode == 2 and "all 24 answers were rejected: unscored 24" in result.stderr
     rows, _, _ = grades(run)
-    assert all(g.score is None and "no score for" in g.problem for g, _, _ in rows)
+    assert all(g.score is None and g.problem == "no JSON object in the answer" for g, _, _ in rows)
     assert llm_server.stats.completions == 48  # each text asked twice, with a nudge
 
 
@@ -126,7 +126,7 @@ def test_a_grade_off_the_scale_or_missing_is_a_problem_not_a_number():
     full = {d: 7 for d in rubric.dimensions}
     assert rubric.parse(json.dumps(full))[0]["overall"] == 7
     assert "not a score from 1 to 10" in rubric.parse(json.dumps(full | {"overall": 11}))[2]
-    assert "not on the 1-10 scale" in rubric.parse(json.dumps(full | {"overall": "4/5"}))[2]
+    assert "not on a 1-10 scale" in rubric.parse(json.dumps(full | {"overall": "4/5"}))[2]
     assert rubric.parse(json.dumps({"overall": 7}))[2].startswith("no score for language")
     assert rubric.parse("I cannot grade this.")[0] is None
 

@@ -143,7 +143,7 @@ def test_score_lines_without_json_parse():
         ({"grammar": "eight"}, "grammar: 'eight' is not a number"),
         ({"grammar": True}, "grammar: True is not a score"),
         ({"grammar": 0}, "grammar: 0 is not an integer from 1 to 10"),
-        ({"grammar": None}, "grammar: missing"),
+        ({"grammar": None}, "no score for grammar"),
     ],
 )
 def test_values_that_are_not_scores_from_1_to_10_are_failures(scores, problem):

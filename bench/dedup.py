@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from multiprocessing import Pool
 
-import numpy as np
+from devanagari_corpus import make_corpus
 
 from factory import dedup
 from factory.dedup import Deduplicator, jaccard, shingles, tokens
@@ -36,54 +36,6 @@ try:
     from datasketch import MinHash, MinHashLSH
 except ImportError:
     sys.exit("bench/dedup.py compares against datasketch: pip install datasketch")
-
-CONSONANTS = [chr(c) for c in range(0x0915, 0x093A)]
-VOWEL_SIGNS = [chr(c) for c in range(0x093E, 0x094D)]
-NUKTA, VIRAMA, ANUSVARA = "\u093c", "\u094d", "\u0902"
-
-
-def make_vocab(rng: np.random.Generator, size: int) -> list[str]:
-    words: set[str] = set()
-    while len(words) < size:
-        word = ""
-        for _ in range(rng.integers(1, 4)):
-            word += rng.choice(CONSONANTS) + (NUKTA if rng.random() < 0.1 else "")
-            if rng.random() < 0.2:
-                word += VIRAMA + rng.choice(CONSONANTS)  # a conjunct
-            if rng.random() < 0.6:
-                word += rng.choice(VOWEL_SIGNS)
-        words.add(word + (ANUSVARA if rng.random() < 0.1 else ""))
-    return sorted(words)
-
-
-def make_corpus(n: int, seed: int = 0) -> tuple[list[str], dict[int, int]]:
-    """n documents, a tenth of them planted near-copies; returns texts and copy -> source."""
-    rng = np.random.default_rng(seed)
-    vocab = np.array(make_vocab(rng, 4000))
-    weights = 1.0 / (np.arange(len(vocab)) + 20.0)
-    weights /= weights.sum()
-    draw = lambda k: list(rng.choice(vocab, size=k, p=weights))  # noqa: E731
-    docs: list[list[str]] = []
-    planted: dict[int, int] = {}
-    for i in range(n):
-        if i < 10 or rng.random() >= 0.1:
-            docs.append(draw(int(rng.integers(120, 181))))
-            continue
-        source = int(rng.integers(0, i))
-        while source in planted:  # copy an original, not a copy
-            source = int(rng.integers(0, i))
-        words = list(docs[source])
-        for _ in range(rng.integers(1, 8)):  # 1-7 edits of ~150 words
-            pos, op = int(rng.integers(0, len(words))), rng.integers(0, 3)
-            if op == 0:
-                words[pos] = draw(1)[0]
-            elif op == 1:
-                words.insert(pos, draw(1)[0])
-            else:
-                del words[pos]
-        planted[i] = source
-        docs.append(words)
-    return [" ".join(d) + "।" for d in docs], planted
 
 
 def score(removed: set[int], positives: set[int]) -> tuple[float, float]:

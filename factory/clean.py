@@ -8,6 +8,7 @@ recomputes them, and no raw answer is ever changed or deleted.
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from factory.decontaminate import Decontaminator
 from factory.dedup import Deduplicator
@@ -43,17 +44,9 @@ class Cleaner:
         """A generation run's answers hold the JSON its template asked for. `settings`
         overrides the thresholds stored with the run."""
         language = get_language(config.lang)
-        chosen = settings or config
-        limits = Limits(
-            min_words=chosen.min_words,
-            max_words=chosen.max_words,
-            min_script_share=chosen.min_script_share,
-            min_cmi=chosen.min_cmi,
-        )
+        limits = limits_of(settings or config)
         if config.provider == "import":
-            # Imported stories are usually plain text; a JSON answer is unwrapped if present.
-            key = "conversation" if language.kind == "conversation" else "story"
-            return cls(language, key, [], limits, json_required=False)
+            return cls.for_import(language, limits)
         path = (
             find_template(config.template)
             if config.template
@@ -61,6 +54,12 @@ class Cleaner:
         )
         header = PromptTemplate(Path(path)).header
         return cls(language, header.json_key, header.forbidden, limits)
+
+    @classmethod
+    def for_import(cls, language: Language, limits: Limits) -> "Cleaner":
+        """Imported stories are usually plain text; a JSON answer is unwrapped if present."""
+        key = "conversation" if language.kind == "conversation" else "story"
+        return cls(language, key, [], limits, json_required=False)
 
     def check(self, answer: str, finish_reason: str | None, variables: dict) -> Verdict:
         if self.language.kind == "conversation":
@@ -77,8 +76,63 @@ class Cleaner:
         )
 
 
+def limits_of(settings: CleanSettings) -> Limits:
+    """The validators' thresholds among a run's (or the flags') clean settings."""
+    return Limits(
+        min_words=settings.min_words,
+        max_words=settings.max_words,
+        min_script_share=settings.min_script_share,
+        min_cmi=settings.min_cmi,
+    )
+
+
+def settings_for(config: RunConfig, flags: dict[str, Any]) -> CleanSettings:
+    """The thresholds to clean a run with: those it was generated with, then the flags given."""
+    stored = config.model_dump(include=set(CleanSettings.model_fields))
+    return CleanSettings.model_validate({**stored, **flags})
+
+
+def check_answer(
+    cleaner: Cleaner,
+    decontaminator: Decontaminator | None,
+    answer: str,
+    finish_reason: str | None,
+    variables: dict,
+) -> Verdict:
+    """What one answer is before deduplication: validated, then decontaminated (so a
+    contaminated text never stands for its near-copies). The in-process and the distributed
+    clean both judge answers here."""
+    verdict = cleaner.check(answer, finish_reason, variables)
+    found = decontaminator.check(verdict.text) if verdict.ok and decontaminator else None
+    if found:
+        return Verdict("contaminated", found.detail(), verdict.text, verdict.messages)
+    return verdict
+
+
 def verdict_row(prompt_id: str, verdict: Verdict) -> VerdictRow:
     return VerdictRow(prompt_id, verdict.reason, verdict.detail, verdict.text, verdict.messages)
+
+
+def duplicate_row(
+    prompt_id: str, verdict: Verdict, kind: str, duplicate_of: str, similarity: float
+) -> VerdictRow:
+    """A valid answer rejected as a `duplicate` or `near_duplicate` of the kept `duplicate_of`
+    (the in-process and the distributed clean both build these rows here)."""
+    detail = f"{kind.replace('_', ' ')} of {duplicate_of} (Jaccard {similarity:.2f})"
+    return VerdictRow(
+        prompt_id, kind, detail, verdict.text, verdict.messages, duplicate_of, similarity
+    )
+
+
+def failure_rows(store: RunStore) -> list[VerdictRow]:
+    """Prompts that never got an answer are missing from the dataset too: say why."""
+    rows = []
+    for prompt_id, error in store.failed_prompts() + store.invalid_prompts():
+        reason, _, detail = error.partition(": ")
+        if reason not in INPUT_REASONS:
+            reason, detail = "request_failed", error
+        rows.append(VerdictRow(prompt_id, reason, detail))
+    return rows
 
 
 def clean_store(
@@ -97,42 +151,21 @@ def clean_store(
     dedup = Deduplicator(threshold=threshold)
     rows = []
     for prompt_id, variables, answer, finish_reason in store.answers_in_order():
-        verdict = cleaner.check(answer, finish_reason, variables)
+        verdict = check_answer(cleaner, decontaminator, answer, finish_reason, variables)
         if not verdict.ok:
             rows.append(verdict_row(prompt_id, verdict))
-            continue
-        found = decontaminator.check(verdict.text) if decontaminator else None
-        if found:
-            text, messages = verdict.text, verdict.messages
-            rows.append(VerdictRow(prompt_id, "contaminated", found.detail(), text, messages))
             continue
         seen = dedup.add(prompt_id, verdict.text)
         if seen.status == "kept":
             rows.append(verdict_row(prompt_id, verdict))
             continue
         kind = "duplicate" if seen.status == "exact_duplicate" else "near_duplicate"
-        detail = f"{kind.replace('_', ' ')} of {seen.duplicate_of} (Jaccard {seen.jaccard:.2f})"
-        rows.append(
-            VerdictRow(
-                prompt_id,
-                kind,
-                detail,
-                verdict.text,
-                verdict.messages,
-                seen.duplicate_of,
-                seen.jaccard,
-            )
-        )
+        rows.append(duplicate_row(prompt_id, verdict, kind, seen.duplicate_of, seen.jaccard))
     if grading is not None:
         rows = _graded(store, rows, grading)
     else:
         store.replace_grades([], None)  # grades are derived like verdicts: none this time
-    # Prompts that never got an answer are missing from the dataset too: say why.
-    for prompt_id, error in store.failed_prompts() + store.invalid_prompts():
-        reason, _, detail = error.partition(": ")
-        if reason not in INPUT_REASONS:
-            reason, detail = "request_failed", error
-        rows.append(VerdictRow(prompt_id, reason, detail))
+    rows += failure_rows(store)
     store.replace_verdicts(rows)
     return Counter(row.reason or "ok" for row in rows)
 

@@ -5,6 +5,7 @@ bounds for flags, run files and config.json. Each command imports its machinery 
 runs, so `factory --help` starts at once.
 """
 
+import glob
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from factory.errors import KahaniError, run_cli
 from factory.finetune_cli import app as finetune_app
 from factory.flags import Version, given, option
 from factory.languages import LANGUAGES
+from factory.scale.options import ScaleOptions
 from factory.settings import CleanSettings, GradeSettings, RunSettings, checked
 
 app = typer.Typer(
@@ -27,6 +29,7 @@ app.add_typer(finetune_app, name="finetune")
 
 S = RunSettings
 G = GradeSettings
+X = ScaleOptions
 _DECONTAMINATE_HELP = (
     CleanSettings.model_fields["decontaminate"].description
     + " Repeat for several files. [default: the shipped evaluation sets only]"
@@ -307,22 +310,33 @@ def clean(
     min_score: Annotated[float | None, option(G, "min_score")] = None,
     batch_poll_seconds: Annotated[float | None, option(S, "batch_poll_seconds")] = None,
     prices: Prices = None,
+    executor: Annotated[str | None, option(X, "executor")] = None,
+    tasks: Annotated[int | None, option(X, "tasks")] = None,
+    workers: Annotated[int | None, option(X, "workers")] = None,
+    mem_gb: Annotated[float | None, option(X, "mem_gb")] = None,
+    slurm_partition: Annotated[str | None, option(X, "slurm_partition")] = None,
+    slurm_time: Annotated[str | None, option(X, "slurm_time")] = None,
+    ray_address: Annotated[str | None, option(X, "ray_address")] = None,
+    work: Annotated[Path | None, option(X, "work")] = None,
 ) -> None:
     """Validate, decontaminate and deduplicate answers, and optionally grade them with a
     judge; every rejection is kept with a reason code.
 
-    Thresholds default to those the run was generated with.
+    Thresholds default to those the run was generated with. With --executor the same
+    checks and deduplication run as datatrove pipelines over a run folder or files (a glob
+    in quotes), with memory bounded per task.
 
     Examples: factory clean runs/hindi-gpt-4o-mini-seed0
               factory clean stories.jsonl --lang hindi --out runs/my-stories
               factory clean runs/hindi-gpt-4o-mini-seed0 --judge openai:gpt-4o-mini --min-score 6
+              factory clean 'data/*.parquet' --lang hindi --out runs/data --executor local --tasks 8
     """
-    from factory.clean import Cleaner, clean_store, require_kept
-    from factory.decontaminate import decontaminator_for
-    from factory.evalsets import read_eval_prompts
+    from factory.clean import Cleaner, clean_store, require_kept, settings_for
+    from factory.decontaminate import check_eval_files, decontaminator_for
     from factory.grading import grading_for
     from factory.importer import import_file
     from factory.languages import get_language
+    from factory.scale import scale_advice
     from factory.settings import load_config
     from factory.stats import compute_stats, format_stats
     from factory.store import RunStore
@@ -340,6 +354,23 @@ def clean(
     checked(CleanSettings, flags, "flags")
     checked(G, given(judge=judge, rubric=rubric, min_score=min_score), "flags")
     checked(S, given(batch_poll_seconds=batch_poll_seconds), "flags")
+    scale = given(
+        executor=executor,
+        tasks=tasks,
+        workers=workers,
+        mem_gb=mem_gb,
+        slurm_partition=slurm_partition,
+        slurm_time=slurm_time,
+        ray_address=ray_address,
+        work=work,
+    )
+    if scale:
+        if judge or min_score is not None or rubric is not None or judge_batch:
+            raise KahaniError("--judge grades in one process: leave out --executor to grade")
+        _clean_at_scale(source, lang, out, column, flags, scale, prices)
+        return
+    if glob.has_magic(str(source)):
+        raise KahaniError(f"{source}: a glob is read by the distributed path; add --executor local")
     run_dir = source
     is_run = (source / "config.json").is_file()
     if not is_run:
@@ -349,10 +380,7 @@ def clean(
             raise KahaniError(f"{source} is not a run folder; give --lang to clean it as data")
         run_dir = out or Path("runs") / f"{source.stem}-clean"
     language = get_language(lang if not is_run else load_config(run_dir).lang)
-    for path in decontaminate or []:  # read now: a bad file stops us before anything is written
-        if not path.is_file():
-            raise KahaniError(f"--decontaminate {path}: no such file")
-        read_eval_prompts(path, language.name)
+    check_eval_files(decontaminate or [], language.name)
     grading = None
     if judge:  # checked before anything is imported or written
         grading = grading_for(
@@ -375,11 +403,11 @@ def clean(
             + (f" ({unreadable:,} unreadable lines, kept as rejects)" if unreadable else "")
         )
     config = load_config(run_dir)
-    settings = CleanSettings.model_validate(
-        {**config.model_dump(include=set(CleanSettings.model_fields)), **flags}
-    )
+    settings = settings_for(config, flags)
     store = RunStore.open(run_dir / "store.sqlite", write=True)
     try:
+        if advice := scale_advice(store.answer_count()):
+            print(advice)
         counts = clean_store(
             store,
             Cleaner.for_run(config, settings),
@@ -391,6 +419,44 @@ def clean(
     finally:
         store.close()
     require_kept(counts)
+
+
+def _clean_at_scale(
+    source: Path,
+    lang: str | None,
+    out: Path | None,
+    column: str | None,
+    flags: dict[str, Any],
+    scale: dict[str, Any],
+    prices: Path | None,
+) -> None:
+    """`factory clean --executor ...`: the same verdicts, summary and failure on an empty
+    result as the in-process clean, from datatrove pipelines."""
+    from collections import Counter
+
+    from factory.clean import require_kept
+    from factory.settings import load_config
+    from factory.stats import compute_stats, format_stats
+    from factory.store import RunStore
+
+    if "executor" not in scale:
+        flag = "--" + next(iter(scale)).replace("_", "-")
+        raise KahaniError(f"{flag} is for the distributed clean: add --executor local|slurm|ray")
+    options = ScaleOptions.model_validate(checked(ScaleOptions, scale, "flags"))
+    from factory.scale.pipeline import clean_at_scale
+
+    result = clean_at_scale(str(source), lang, out, column, flags, options)
+    print(result.summary())
+    if not result.finished:  # submitted to Slurm: the run is written when the jobs end
+        return
+    config = load_config(result.run_dir)
+    store = RunStore.open(result.run_dir / "store.sqlite")
+    try:
+        stats = compute_stats(store, config, _prices(prices))
+    finally:
+        store.close()
+    print(format_stats(stats))
+    require_kept(stats.rejects + Counter(ok=stats.kept))
 
 
 @app.command("export")

@@ -11,7 +11,9 @@ spacing and case do not hide a copy and Indic words are never cut apart.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
+from factory.errors import KahaniError
 from factory.evalsets import EvalPrompt, read_eval_prompts, shipped_eval_prompts
 from factory.settings import CleanSettings
 from factory.textutil import words
@@ -81,6 +83,14 @@ class Decontaminator:
                 if gram in self.grams:
                     return Contamination(self.grams[gram], " ".join(gram))
         return None
+
+
+def check_eval_files(paths: Iterable[Path], language: str) -> None:
+    """Read the --decontaminate files now: a bad file stops a clean before anything is written."""
+    for path in paths:
+        if not path.is_file():
+            raise KahaniError(f"--decontaminate {path}: no such file")
+        read_eval_prompts(path, language)
 
 
 def decontaminator_for(settings: CleanSettings, language: str) -> Decontaminator | None:

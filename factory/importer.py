@@ -37,7 +37,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
     elif path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        for number, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        # Batch by batch: a file of millions of rows is never all in memory at once.
+        batches = pq.ParquetFile(path).iter_batches(batch_size=4096)
+        rows = (row for batch in batches for row in batch.to_pylist())
+        for number, row in enumerate(rows, start=1):
             yield number, row, ""
     elif path.suffix in (".jsonl", ".json"):
         with path.open(encoding="utf-8", errors="replace") as f:
@@ -130,15 +133,7 @@ def import_file(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise KahaniError(f"cannot create {run_dir}: {err.strerror}") from None
-    config = RunConfig(
-        name=run_dir.name,
-        lang=language.name,
-        provider="import",
-        model="unknown",
-        template=path,  # where the data came from, for the dataset card
-        n=max(1, len(rows)),
-    )
-    save_config(run_dir, config)
+    save_config(run_dir, imported_config(path, language, run_dir.name, len(rows)))
     store = RunStore.open(run_dir / "store.sqlite", create=True)
     prompts, answers, corrupt = [], [], []
     now = time.time()
@@ -146,21 +141,8 @@ def import_file(
         if row is None:
             corrupt.append((f"line-{number}", number, problem))
             continue
-        prompt_id = str(row.get("id") or _content_id(row))
-        variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
+        prompt_id, variables, answer = imported_row(row, language, column, now)
         prompts.append((prompt_id, number, variables, [], f"import:{prompt_id}"))
-        answer = Answer(
-            text=answer_of(row, language, column),
-            finish_reason=row.get("finish_reason"),
-            prompt_tokens=0,
-            completion_tokens=0,
-            model=str(row.get("model") or "unknown"),
-            provider="import",
-            latency_s=None,
-            attempts=1,
-            started_at=now,
-            finished_at=now,
-        )
         answers.append((prompt_id, answer))
     try:
         store.add_prompts(prompts)
@@ -171,6 +153,40 @@ def import_file(
     finally:
         store.close()
     return len(answers), len(corrupt)
+
+
+def imported_row(
+    row: dict, language: Language, column: str | None, now: float
+) -> tuple[str, dict, Answer]:
+    """(prompt id, variables, answer) of one readable input row, as the run store keeps it
+    (`import_file` and the distributed clean's reader both build rows here)."""
+    prompt_id = str(row.get("id") or _content_id(row))
+    variables = row.get("variables") if isinstance(row.get("variables"), dict) else {}
+    answer = Answer(
+        text=answer_of(row, language, column),
+        finish_reason=row.get("finish_reason"),
+        prompt_tokens=0,
+        completion_tokens=0,
+        model=str(row.get("model") or "unknown"),
+        provider="import",
+        latency_s=None,
+        attempts=1,
+        started_at=now,
+        finished_at=now,
+    )
+    return prompt_id, variables, answer
+
+
+def imported_config(source: Path, language: Language, name: str, rows: int) -> RunConfig:
+    """The config.json of a run folder made from data (`source`: where it came from)."""
+    return RunConfig(
+        name=name,
+        lang=language.name,
+        provider="import",
+        model="unknown",
+        template=source,  # where the data came from, for the dataset card
+        n=max(1, rows),
+    )
 
 
 def _content_id(row: dict) -> str:

@@ -342,6 +342,15 @@ class RunStore:
         except sqlite3.Error as err:
             raise _store_error(self.path, err) from None
 
+    def _stream(self, sql: str, args: tuple = (), batch: int = FETCH) -> Iterator[tuple]:
+        """Rows `batch` at a time, for reads too large to hold as one list."""
+        try:
+            cursor = self.db.execute(sql, args)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        except sqlite3.Error as err:
+            raise _store_error(self.path, err) from None
+
     def _has_verdicts(self) -> bool:
         # A store from before cleaning existed, opened read-only, has no verdicts table.
         return self._has_table("verdicts")
@@ -446,6 +455,28 @@ class RunStore:
             " JOIN prompts p ON p.id = r.prompt_id ORDER BY p.idx"
         )
         return [(pid, json.loads(v), text, finish) for pid, v, text, finish in rows]
+
+    def answer_count(self) -> int:
+        """How many prompts have an answer."""
+        return self._read("SELECT COUNT(*) FROM responses")[0][0]
+
+    def answer_indices(self) -> Iterator[int]:
+        """The prompt index of every answer, ascending, read as the caller goes (a run of
+        millions never becomes one list): where to cut the answers into equal shares."""
+        for (idx,) in self._stream(
+            "SELECT p.idx FROM responses r JOIN prompts p ON p.id = r.prompt_id ORDER BY p.idx"
+        ):
+            yield idx
+
+    def answers_between(self, lo: int, hi: int) -> Iterator[tuple[str, int, dict, str, str | None]]:
+        """(prompt id, index, variables, answer text, finish reason) of the answers with
+        lo <= index < hi, in prompt order, read as the caller goes: one share of a run."""
+        for pid, idx, variables, text, finish in self._stream(
+            "SELECT p.id, p.idx, p.variables, r.text, r.finish_reason FROM responses r"
+            " JOIN prompts p ON p.id = r.prompt_id WHERE p.idx >= ? AND p.idx < ? ORDER BY p.idx",
+            (lo, hi),
+        ):
+            yield pid, idx, json.loads(variables), text, finish
 
     def replies(self, ids: list[str]) -> dict[str, Reply]:
         """Each item's answer text, or the error that kept it from having one."""
@@ -596,7 +627,9 @@ class RunStore:
                 self._insert_verdict(row)
 
     def replace_verdicts(self, rows: Iterable[VerdictRow]) -> None:
-        """All verdicts of the run at once: cleaning recomputes them from the raw answers."""
+        """All verdicts of the run at once: cleaning recomputes them from the raw answers.
+        One transaction, so readers see the old set or the new one, never a mix; `rows` may
+        be a generator, written as it goes (the distributed clean streams millions)."""
         with self._transaction():
             self.db.execute("DELETE FROM verdicts")
             for row in rows:
@@ -656,18 +689,14 @@ class RunStore:
         rows stream through in bounded memory."""
         if not self._has_verdicts():
             return
-        try:
-            cursor = self.db.execute(
-                "SELECT v.prompt_id, v.text, v.messages, p.variables, r.model FROM verdicts v"
-                " JOIN prompts p ON p.id = v.prompt_id"
-                " JOIN responses r ON r.prompt_id = v.prompt_id"
-                " WHERE v.reason IS NULL ORDER BY p.idx"
-            )
-            while rows := cursor.fetchmany(batch):
-                for pid, text, m, v, model in rows:
-                    yield KeptRow(pid, text, json.loads(m) if m else None, json.loads(v), model)
-        except sqlite3.Error as err:
-            raise _store_error(self.path, err) from None
+        for pid, text, m, v, model in self._stream(
+            "SELECT v.prompt_id, v.text, v.messages, p.variables, r.model FROM verdicts v"
+            " JOIN prompts p ON p.id = v.prompt_id"
+            " JOIN responses r ON r.prompt_id = v.prompt_id"
+            " WHERE v.reason IS NULL ORDER BY p.idx",
+            batch=batch,
+        ):
+            yield KeptRow(pid, text, json.loads(m) if m else None, json.loads(v), model)
 
     def messages_of(self, ids: Iterable[str]) -> dict[str, list[dict]]:
         """The chat messages that were sent for these prompts."""

@@ -12,11 +12,12 @@ VOWEL_SIGNS = [chr(c) for c in range(0x093E, 0x094D)]
 NUKTA, VIRAMA, ANUSVARA = "\u093c", "\u094d", "\u0902"
 
 
-def make_vocab(rng: np.random.Generator, size: int) -> list[str]:
+def make_vocab(rng: np.random.Generator, size: int, max_syllables: int = 3) -> list[str]:
+    """`size` distinct words of 1 to `max_syllables` syllables, sorted."""
     words: set[str] = set()
     while len(words) < size:
         word = ""
-        for _ in range(rng.integers(1, 4)):
+        for _ in range(rng.integers(1, max_syllables + 1)):
             word += rng.choice(CONSONANTS) + (NUKTA if rng.random() < 0.1 else "")
             if rng.random() < 0.2:
                 word += VIRAMA + rng.choice(CONSONANTS)  # a conjunct

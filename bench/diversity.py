@@ -31,30 +31,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
+from devanagari_corpus import make_vocab
 
 from factory import diversity
 from factory.diversity import DatasetScan
 from factory.textutil import WORD, nfc
 
-CONSONANTS = [chr(c) for c in range(0x0915, 0x093A)]
-VOWEL_SIGNS = [chr(c) for c in range(0x093E, 0x094D)]
-NUKTA, VIRAMA, ANUSVARA = "\u093c", "\u094d", "\u0902"
 OPENING = "एक समय की बात"
 CHUNK = 5000
-
-
-def make_vocab(rng: np.random.Generator, size: int) -> np.ndarray:
-    words: set[str] = set()
-    while len(words) < size:
-        word = ""
-        for _ in range(rng.integers(1, 5)):
-            word += rng.choice(CONSONANTS) + (NUKTA if rng.random() < 0.1 else "")
-            if rng.random() < 0.2:
-                word += VIRAMA + rng.choice(CONSONANTS)  # a conjunct
-            if rng.random() < 0.6:
-                word += rng.choice(VOWEL_SIGNS)
-        words.add(word + (ANUSVARA if rng.random() < 0.1 else ""))
-    return np.array(sorted(words))
 
 
 VOCAB: np.ndarray | None = None  # made once in the parent; the forked children share it
@@ -65,7 +49,8 @@ def corpus(n: int, seed: int = 0) -> Iterator[list[str]]:
     with the same seed."""
     global VOCAB
     if VOCAB is None:
-        VOCAB = np.array([nfc(w) for w in make_vocab(np.random.default_rng(seed), 200_000)])
+        words = make_vocab(np.random.default_rng(seed), 200_000, max_syllables=4)
+        VOCAB = np.array([nfc(w) for w in words])
     vocab = VOCAB
     rng = np.random.default_rng(seed + 1)
     weights = 1.0 / (np.arange(len(vocab)) + 10.0)

@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 J = ScoreSettings
 P = PairwiseSettings
+PL = PlaySettings
 API_KEYS = (
     "Keys: --api-key goes only to --base-url, --judge-api-key only to its judge's "
     "--judge-base-url; $OPENAI_API_KEY only to OpenAI's API (or $OPENAI_BASE_URL)."
@@ -380,9 +381,6 @@ def compare_pairwise(
     print(f"wrote    {out}/pairwise.json, pairs.jsonl, {report.name}")
 
 
-P = PlaySettings
-
-
 @app.command()
 def play(
     models: Annotated[
@@ -408,11 +406,11 @@ def play(
     api_key: Annotated[
         str | None, typer.Option(help=f"For provider:model: its key. {API_KEYS}")
     ] = None,
-    temperature: Annotated[float | None, option(P, "temperature")] = None,
-    top_k: Annotated[int | None, option(P, "top_k")] = None,
-    top_p: Annotated[float | None, option(P, "top_p")] = None,
-    max_tokens: Annotated[int | None, option(P, "max_tokens")] = None,
-    seed: Annotated[int | None, option(P, "seed")] = None,
+    temperature: Annotated[float | None, option(PL, "temperature")] = None,
+    top_k: Annotated[int | None, option(PL, "top_k")] = None,
+    top_p: Annotated[float | None, option(PL, "top_p")] = None,
+    max_tokens: Annotated[int | None, option(PL, "max_tokens")] = None,
+    seed: Annotated[int | None, option(PL, "seed")] = None,
 ) -> None:
     """Try models in the browser, side by side, with answers streamed as they are written.
 
@@ -422,7 +420,7 @@ def play(
     from judge.play.backends import load_models
 
     flags = given(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens)
-    settings = PlaySettings.model_validate(checked(P, flags | given(seed=seed), "flags"))
+    settings = PlaySettings.model_validate(checked(PL, flags | given(seed=seed), "flags"))
     sock = bind(host, port)  # before loading: a taken port fails at once
     try:
         loaded = load_models(models, chat=chat, base_url=base_url, api_key=api_key)
